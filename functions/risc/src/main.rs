@@ -1,0 +1,11 @@
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env(risc::NEEDS).await;
+    run(service_fn(|req| async {
+        Ok::<_, std::convert::Infallible>(risc::handle(&app, req).await)
+    }))
+    .await
+}

@@ -1,0 +1,196 @@
+//! Google Calendar `events.insert` / `events.get`. Inserts always carry a
+//! client-chosen event id, so retrying after a timeout can never create a second
+//! event: Google answers 409 to the retry instead.
+
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::Value;
+
+use super::outbound::{MAX_ATTEMPTS, Transport, backoff, retry_after};
+use crate::secret::Secret;
+use crate::types::EventId;
+
+/// Path-segment encoding: everything but unreserved characters, so `@`, `/` and `#`
+/// in calendar ids cannot change the URL's meaning.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalendarError {
+    /// The access token is invalid or expired.
+    #[error("access token rejected")]
+    Unauthorized,
+    #[error("token lacks a Calendar scope")]
+    InsufficientScope,
+    #[error("rate limited")]
+    RateLimited { retry_after: Option<u32> },
+    /// An event with this id exists. `ours` is true when an earlier attempt of this
+    /// same call may have created it.
+    #[error("event id already exists")]
+    Duplicate { ours: bool },
+    #[error("calendar or event not found")]
+    NotFound,
+    /// Google refused the request as invalid or forbidden; its message is safe to show.
+    #[error("Google refused the event: {0}")]
+    Refused(String),
+    #[error("Calendar unavailable: {0}")]
+    Unavailable(String),
+    #[error("Calendar answer unusable: {0}")]
+    Unusable(String),
+}
+
+pub struct CalendarClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl CalendarClient {
+    pub fn new(base_url: &str, http: reqwest::Client) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn events_url(&self, calendar_id: &str) -> String {
+        format!(
+            "{}/calendars/{}/events",
+            self.base_url,
+            utf8_percent_encode(calendar_id, SEGMENT)
+        )
+    }
+
+    /// `events.insert` with up to three attempts on 5xx, timeouts and lost answers.
+    pub async fn insert(
+        &self,
+        access_token: &Secret,
+        calendar_id: &str,
+        send_updates: &str,
+        event: &Value,
+    ) -> Result<Value, CalendarError> {
+        let url = self.events_url(calendar_id);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .post(&url)
+                .query(&[("sendUpdates", send_updates)])
+                .bearer_auth(access_token.expose())
+                .json(event)
+                .send()
+                .await;
+            let error = match read(sent).await {
+                Ok(event) => return Ok(event),
+                Err(CalendarError::Duplicate { .. }) => {
+                    return Err(CalendarError::Duplicate { ours: attempt > 1 });
+                }
+                Err(err @ CalendarError::Unavailable(_)) => err,
+                Err(other) => return Err(other),
+            };
+            if attempt >= MAX_ATTEMPTS {
+                return Err(error);
+            }
+            tracing::warn!(attempt, reason = %error, "Calendar insert attempt failed; retrying");
+            backoff(attempt).await;
+        }
+    }
+
+    /// `events.get`, used to return the existing event on an idempotent replay.
+    pub async fn get(
+        &self,
+        access_token: &Secret,
+        calendar_id: &str,
+        id: &EventId,
+    ) -> Result<Value, CalendarError> {
+        let url = format!("{}/{}", self.events_url(calendar_id), id.as_str());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .get(&url)
+                .bearer_auth(access_token.expose())
+                .send()
+                .await;
+            match read(sent).await {
+                Err(CalendarError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(attempt, reason = %reason, "Calendar get attempt failed; retrying");
+                    backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, CalendarError> {
+    let response =
+        sent.map_err(|e| CalendarError::Unavailable(Transport::classify(&e).to_string()))?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| CalendarError::Unavailable(Transport::classify(&e).to_string()))?;
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    if (200..300).contains(&status) {
+        return match json {
+            Some(event @ Value::Object(_)) => Ok(event),
+            _ => Err(CalendarError::Unusable(format!(
+                "HTTP {status} without a JSON event"
+            ))),
+        };
+    }
+    let error = json.as_ref().map(|j| &j["error"]);
+    let reasons: Vec<&str> = error
+        .and_then(|e| e["errors"].as_array())
+        .map(|errors| errors.iter().filter_map(|e| e["reason"].as_str()).collect())
+        .unwrap_or_default();
+    let message = error
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or("no message")
+        .to_owned();
+    let has = |reason: &str| reasons.contains(&reason);
+    Err(match status {
+        401 => CalendarError::Unauthorized,
+        403 if has("insufficientPermissions")
+            || message.contains("insufficient authentication scopes") =>
+        {
+            CalendarError::InsufficientScope
+        }
+        403 if has("rateLimitExceeded") || has("userRateLimitExceeded") || has("quotaExceeded") => {
+            CalendarError::RateLimited { retry_after }
+        }
+        429 => CalendarError::RateLimited { retry_after },
+        404 | 410 => CalendarError::NotFound,
+        409 => CalendarError::Duplicate { ours: false },
+        400 | 403 => CalendarError::Refused(message),
+        500..=599 => CalendarError::Unavailable(format!("HTTP {status}")),
+        _ => CalendarError::Unusable(format!("HTTP {status}")),
+    })
+}
+
+/// How long to ask clients to wait when Google gave no `Retry-After`.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_ids_are_encoded_as_one_path_segment() {
+        let client = CalendarClient::new(
+            "https://calendar.test/calendar/v3/",
+            crate::google::outbound::http_client(Duration::from_secs(1)),
+        );
+        assert_eq!(
+            client.events_url("team@example.com/x#y"),
+            "https://calendar.test/calendar/v3/calendars/team%40example.com%2Fx%23y/events"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! Google's OAuth 2.0 token endpoint through the `oauth2` crate (client credentials in
+//! the body, `redirect_uri=postmessage` as an extra parameter because it is not an
+//! absolute URL), plus token revocation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AsyncHttpClient, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::outbound::{MAX_ATTEMPTS, Transport, backoff, retry_after};
+use crate::secret::Secret;
+use crate::types::{IdToken, ScopeSet};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Google adds `id_token` to the standard token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GoogleFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for GoogleFields {}
+
+type GoogleTokenResponse = StandardTokenResponse<GoogleFields, BasicTokenType>;
+type GoogleOAuth = Client<
+    BasicErrorResponse,
+    GoogleTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// What the token endpoint granted. Secrets stay wrapped until they reach KMS.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: Secret,
+    pub expires_in: Option<Duration>,
+    pub refresh_token: Option<Secret>,
+    /// `None` when Google omitted `scope` (it does not, for these flows).
+    pub scopes: Option<ScopeSet>,
+    pub id_token: Option<IdToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The code or refresh token is used, expired, revoked or malformed.
+    #[error("invalid_grant")]
+    InvalidGrant,
+    #[error("Google rate-limited the token endpoint")]
+    RateLimited { retry_after: Option<u32> },
+    /// Google could not be reached, or answered 5xx, after the allowed attempts.
+    #[error("token endpoint unavailable: {0}")]
+    Unavailable(String),
+    /// An answer we cannot use (including a lost answer to a code exchange: the code
+    /// may be spent, so it is not retried).
+    #[error("token endpoint answer unusable: {0}")]
+    Unusable(String),
+}
+
+/// May the request be sent again once it may have reached Google?
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Authorization codes are single-use: only a request that provably never left
+    /// (connection refused) is retried.
+    Never,
+    /// Refreshing is idempotent on Google's side.
+    Safe,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Transport(Transport),
+    #[error("HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    #[error("request could not be built")]
+    Build,
+}
+
+pub struct OAuthClient {
+    client: GoogleOAuth,
+    http: reqwest::Client,
+    revoke_url: String,
+}
+
+impl OAuthClient {
+    pub fn new(
+        client_id: &str,
+        client_secret: &Secret,
+        token_url: &str,
+        revoke_url: &str,
+        http: reqwest::Client,
+    ) -> Result<Self, String> {
+        let token_url =
+            TokenUrl::new(token_url.to_owned()).map_err(|e| format!("GOOGLE_TOKEN_URL: {e}"))?;
+        let client = Client::new(ClientId::new(client_id.to_owned()))
+            .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
+            .set_auth_type(AuthType::RequestBody)
+            .set_token_uri(token_url);
+        Ok(Self {
+            client,
+            http,
+            revoke_url: revoke_url.to_owned(),
+        })
+    }
+
+    pub fn exchange_code<'a>(
+        &'a self,
+        code: &Secret,
+        redirect_uri: &'a str,
+    ) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
+        let code = AuthorizationCode::new(code.expose().to_owned());
+        Box::pin(async move {
+            let send = Sender {
+                http: &self.http,
+                replay: Replay::Never,
+            };
+            let response = self
+                .client
+                .exchange_code(code)
+                .add_extra_param("redirect_uri", redirect_uri)
+                .request_async(&send)
+                .await;
+            into_grant(response)
+        })
+    }
+
+    pub fn refresh<'a>(
+        &'a self,
+        refresh_token: &Secret,
+    ) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
+        let token = RefreshToken::new(refresh_token.expose().to_owned());
+        Box::pin(async move {
+            let send = Sender {
+                http: &self.http,
+                replay: Replay::Safe,
+            };
+            let response = self
+                .client
+                .exchange_refresh_token(&token)
+                .request_async(&send)
+                .await;
+            into_grant(response)
+        })
+    }
+
+    /// Revokes a token (and with it the user's grant) at Google. `Ok(false)` when
+    /// Google says the token was already invalid, which is fine for a disconnect.
+    pub async fn revoke(&self, token: &Secret) -> Result<bool, TokenError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let sent = self
+                .http
+                .post(&self.revoke_url)
+                .form(&[("token", token.expose())])
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(err) if attempt + 1 < MAX_ATTEMPTS => {
+                    tracing::warn!(reason = %Transport::classify(&err), "revoke attempt failed");
+                    continue;
+                }
+                Err(err) => {
+                    return Err(TokenError::Unavailable(
+                        Transport::classify(&err).to_string(),
+                    ));
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(true);
+            }
+            if status.is_server_error() && attempt + 1 < MAX_ATTEMPTS {
+                continue;
+            }
+            if status.is_server_error() {
+                return Err(TokenError::Unavailable(format!("revoke answered {status}")));
+            }
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            return match body["error"].as_str() {
+                Some("invalid_token") => Ok(false),
+                _ => Err(TokenError::Unusable(format!("revoke answered {status}"))),
+            };
+        }
+        Err(TokenError::Unavailable("revoke attempts exhausted".into()))
+    }
+}
+
+/// The `oauth2` HTTP client: our reqwest client plus the retry rule for this call.
+/// A named type rather than a closure so its futures are provably `Send`.
+struct Sender<'a> {
+    http: &'a reqwest::Client,
+    replay: Replay,
+}
+
+impl<'c> AsyncHttpClient<'c> for Sender<'_> {
+    type Error = Failure;
+    type Future = BoxFuture<'c, Result<HttpResponse, Failure>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(send(self.http, request, self.replay))
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    request: HttpRequest,
+    replay: Replay,
+) -> Result<HttpResponse, Failure> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outbound = reqwest::Request::try_from(request.clone()).map_err(|_| Failure::Build)?;
+        let failure = match http.execute(outbound).await {
+            Ok(response) => {
+                let status = response.status();
+                if status.is_server_error() || status.as_u16() == 429 {
+                    Failure::Status {
+                        status: status.as_u16(),
+                        retry_after: retry_after(response.headers()),
+                    }
+                } else {
+                    return into_http_response(response).await;
+                }
+            }
+            Err(err) => Failure::Transport(Transport::classify(&err)),
+        };
+        let may_retry = match (&failure, replay) {
+            (Failure::Transport(Transport::Unreachable), _) => true,
+            (Failure::Status { status, .. }, Replay::Safe) => *status != 429,
+            (Failure::Transport(_), Replay::Safe) => true,
+            _ => false,
+        };
+        if !may_retry || attempt >= MAX_ATTEMPTS {
+            return Err(failure);
+        }
+        tracing::warn!(attempt, reason = %failure, "token endpoint attempt failed; retrying");
+        backoff(attempt).await;
+    }
+}
+
+async fn into_http_response(response: reqwest::Response) -> Result<HttpResponse, Failure> {
+    let mut builder = http::Response::builder().status(response.status());
+    if let Some(headers) = builder.headers_mut() {
+        headers.extend(response.headers().clone());
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Failure::Transport(Transport::classify(&e)))?;
+    builder.body(body.to_vec()).map_err(|_| Failure::Build)
+}
+
+fn into_grant(
+    response: Result<GoogleTokenResponse, RequestTokenError<Failure, BasicErrorResponse>>,
+) -> Result<TokenGrant, TokenError> {
+    match response {
+        Ok(token) => Ok(TokenGrant {
+            access_token: Secret::new(token.access_token().secret().clone()),
+            expires_in: token.expires_in(),
+            refresh_token: token
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone())),
+            scopes: token
+                .scopes()
+                .map(|scopes| scopes.iter().map(|s| s.as_str()).collect()),
+            id_token: match token.extra_fields().id_token.as_deref() {
+                None => None,
+                Some(raw) => Some(
+                    IdToken::parse(raw)
+                        .ok_or_else(|| TokenError::Unusable("id_token is not a JWT".into()))?,
+                ),
+            },
+        }),
+        Err(RequestTokenError::ServerResponse(err)) => match err.error() {
+            BasicErrorResponseType::InvalidGrant => Err(TokenError::InvalidGrant),
+            other => Err(TokenError::Unusable(format!(
+                "token endpoint refused: {}",
+                other.as_ref()
+            ))),
+        },
+        Err(RequestTokenError::Request(failure)) => Err(match failure {
+            Failure::Status {
+                status: 429,
+                retry_after,
+            } => TokenError::RateLimited { retry_after },
+            Failure::Status { status, .. } => {
+                TokenError::Unavailable(format!("token endpoint answered {status}"))
+            }
+            Failure::Transport(Transport::Lost) => {
+                TokenError::Unusable("connection lost before Google answered".into())
+            }
+            Failure::Transport(t) => TokenError::Unavailable(t.to_string()),
+            Failure::Build => TokenError::Unusable("request could not be built".into()),
+        }),
+        // The body is deliberately dropped: it may hold tokens.
+        Err(RequestTokenError::Parse(_, _)) => Err(TokenError::Unusable(
+            "token response is not the expected JSON".into(),
+        )),
+        Err(RequestTokenError::Other(reason)) => Err(TokenError::Unusable(reason)),
+    }
+}
