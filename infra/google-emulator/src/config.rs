@@ -1,0 +1,189 @@
+//! Emulator settings and the description of a user's sign-in (a code to mint).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::keys::random_token;
+
+pub const DEFAULT_CLIENT_ID: &str = "emulator-client.apps.googleusercontent.com";
+pub const SCOPE_OPENID: &str = "openid";
+pub const SCOPE_EMAIL: &str = "https://www.googleapis.com/auth/userinfo.email";
+pub const SCOPE_PROFILE: &str = "https://www.googleapis.com/auth/userinfo.profile";
+pub const SCOPE_CALENDAR: &str = "https://www.googleapis.com/auth/calendar";
+pub const SCOPE_CALENDAR_EVENTS: &str = "https://www.googleapis.com/auth/calendar.events";
+
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `max-age` of the JWKS `Cache-Control` header (Google sends about 5.5 h).
+    pub jwks_max_age_secs: u64,
+    pub access_token_ttl_secs: u64,
+    /// Runtime threads serving requests; 1 (a current-thread runtime) suits
+    /// tests, the binary uses more for benchmarks.
+    pub worker_threads: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            // Random per instance so a test can never pass by hard-coding it.
+            client_secret: format!("GOCSPX-{}", random_token(21)),
+            jwks_max_age_secs: 19800,
+            access_token_ttl_secs: 3599,
+            worker_threads: 1,
+        }
+    }
+}
+
+/// What the user did on Google's consent screen; [`crate::Emulator::mint_code`]
+/// turns it into a one-time authorization code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodeRequest {
+    pub sub: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
+    pub picture: String,
+    pub hd: Option<String>,
+    pub scopes: Vec<String>,
+    /// `access_type=offline`: the exchange may return a refresh token.
+    pub offline: bool,
+    /// `prompt=consent`: a refresh token is returned even if one is live.
+    pub consent: bool,
+    pub include_granted_scopes: bool,
+    pub redirect_uri: String,
+    /// Merged into the ID token's claims; a `null` value removes the claim.
+    pub id_token_claims: Option<Value>,
+    /// Returned verbatim as `id_token` instead of a generated one (build it
+    /// with [`crate::Emulator::sign_jwt`]); an empty string omits `id_token`.
+    pub raw_id_token: Option<String>,
+}
+
+impl CodeRequest {
+    pub fn new(sub: impl Into<String>) -> Self {
+        let sub = sub.into();
+        Self {
+            email: format!("{sub}@example.com"),
+            email_verified: true,
+            name: format!("User {sub}"),
+            picture: format!("https://lh3.googleusercontent.com/a/{sub}=s96-c"),
+            hd: None,
+            scopes: vec![
+                SCOPE_OPENID.into(),
+                SCOPE_EMAIL.into(),
+                SCOPE_PROFILE.into(),
+            ],
+            offline: true,
+            consent: false,
+            include_granted_scopes: true,
+            redirect_uri: "postmessage".into(),
+            id_token_claims: None,
+            raw_id_token: None,
+            sub,
+        }
+    }
+
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    pub fn consent(mut self, consent: bool) -> Self {
+        self.consent = consent;
+        self
+    }
+
+    pub fn include_granted_scopes(mut self, include: bool) -> Self {
+        self.include_granted_scopes = include;
+        self
+    }
+
+    pub fn hd(mut self, hd: impl Into<String>) -> Self {
+        self.hd = Some(hd.into());
+        self
+    }
+
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = email.into();
+        self
+    }
+
+    pub fn email_verified(mut self, verified: bool) -> Self {
+        self.email_verified = verified;
+        self
+    }
+
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    pub fn redirect_uri(mut self, redirect_uri: impl Into<String>) -> Self {
+        self.redirect_uri = redirect_uri.into();
+        self
+    }
+
+    pub fn claims(mut self, overrides: Value) -> Self {
+        self.id_token_claims = Some(overrides);
+        self
+    }
+
+    pub fn raw_id_token(mut self, token: impl Into<String>) -> Self {
+        self.raw_id_token = Some(token.into());
+        self
+    }
+}
+
+/// JSON form of [`CodeRequest`] for the control API: everything but `sub`
+/// is optional and defaults as in [`CodeRequest::new`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CodeRequestBody {
+    sub: String,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    name: Option<String>,
+    picture: Option<String>,
+    hd: Option<String>,
+    scopes: Option<Vec<String>>,
+    offline: Option<bool>,
+    consent: Option<bool>,
+    include_granted_scopes: Option<bool>,
+    redirect_uri: Option<String>,
+    id_token_claims: Option<Value>,
+    raw_id_token: Option<String>,
+}
+
+impl From<CodeRequestBody> for CodeRequest {
+    fn from(body: CodeRequestBody) -> Self {
+        let defaults = CodeRequest::new(body.sub);
+        Self {
+            email: body.email.unwrap_or(defaults.email),
+            email_verified: body.email_verified.unwrap_or(defaults.email_verified),
+            name: body.name.unwrap_or(defaults.name),
+            picture: body.picture.unwrap_or(defaults.picture),
+            hd: body.hd,
+            scopes: body.scopes.unwrap_or(defaults.scopes),
+            offline: body.offline.unwrap_or(defaults.offline),
+            consent: body.consent.unwrap_or(defaults.consent),
+            include_granted_scopes: body
+                .include_granted_scopes
+                .unwrap_or(defaults.include_granted_scopes),
+            redirect_uri: body.redirect_uri.unwrap_or(defaults.redirect_uri),
+            id_token_claims: body.id_token_claims,
+            raw_id_token: body.raw_id_token,
+            sub: defaults.sub,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The project's own Google emulator: OAuth token/revoke endpoints, the ID
+//! token and RISC JWKS, Calendar `events.insert`/`events.get`, and RISC
+//! security event tokens, with fault injection and hit counters.
+//!
+//! Tests start one per test in-process ([`Emulator::start`]); scripts run the
+//! `google-emulator` binary and drive it through `/emulator/...` (see
+//! `control.rs`). Dropping an [`Emulator`] stops its server.
+
+mod calendar;
+mod certs;
+mod config;
+mod control;
+mod faults;
+mod keys;
+mod oauth;
+mod server;
+mod state;
+mod token;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use std::net::ToSocketAddrs;
+
+use serde_json::Value;
+
+pub use certs::RISC_ISSUER;
+pub use config::{
+    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS,
+    SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE,
+};
+pub use faults::{Endpoint, Fault, FaultKind};
+pub use keys::Signer;
+pub use oauth::ID_TOKEN_ISSUER;
+pub use state::{Hits, StoredEvent};
+
+use server::{Shared, lock};
+
+/// A running emulator. Cheap to query; every method takes `&self`.
+///
+/// The server runs on its own thread and Tokio runtime, so it keeps serving
+/// whichever runtime (or none) the caller uses, and can live in a `static`
+/// shared by many tests. Dropping it stops the server and frees the port.
+pub struct Emulator {
+    shared: Shared,
+    addr: SocketAddr,
+    _server: server::ServerHandle,
+}
+
+impl Emulator {
+    /// Starts an emulator on `127.0.0.1` with an ephemeral port.
+    pub async fn start(config: EmulatorConfig) -> Self {
+        Self::start_blocking(config)
+    }
+
+    /// [`Self::start`] for synchronous callers (e.g. a `LazyLock`).
+    pub fn start_blocking(config: EmulatorConfig) -> Self {
+        Self::bind(config, "127.0.0.1:0").expect("bind the Google emulator to 127.0.0.1:0")
+    }
+
+    /// Starts an emulator on the given address (the binary uses this).
+    pub fn bind(config: EmulatorConfig, addr: impl ToSocketAddrs) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let worker_threads = config.worker_threads;
+        let state = state::State::new(config);
+        // Generate the signing key now rather than inside the first request.
+        let _ = state.current_key();
+        let shared: Shared = Arc::new(Mutex::new(state));
+        let server = server::launch(listener, server::router(shared.clone()), worker_threads)?;
+        Ok(Self {
+            shared,
+            addr,
+            _server: server,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.base_url())
+    }
+
+    pub fn revoke_url(&self) -> String {
+        format!("{}/revoke", self.base_url())
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/oauth2/v3/certs", self.base_url())
+    }
+
+    /// Calendar API base; `/calendars/{id}/events` is appended by clients.
+    pub fn calendar_api_url(&self) -> String {
+        format!("{}/calendar/v3", self.base_url())
+    }
+
+    pub fn risc_jwks_url(&self) -> String {
+        format!("{}/risc/certs", self.base_url())
+    }
+
+    pub fn risc_issuer(&self) -> String {
+        RISC_ISSUER.to_owned()
+    }
+
+    pub fn client_id(&self) -> String {
+        lock(&self.shared).config.client_id.clone()
+    }
+
+    pub fn client_secret(&self) -> String {
+        lock(&self.shared).config.client_secret.clone()
+    }
+
+    /// A one-time authorization code for this sign-in.
+    pub fn mint_code(&self, request: CodeRequest) -> String {
+        lock(&self.shared).mint_code(request)
+    }
+
+    /// A valid ID token for the user (profile of their latest sign-in, else
+    /// the [`CodeRequest::new`] defaults).
+    pub fn id_token(&self, sub: &str) -> String {
+        lock(&self.shared).id_token(sub, None)
+    }
+
+    /// Like [`Self::id_token`], with claims merged in (`null` removes one).
+    pub fn id_token_with_claims(&self, sub: &str, overrides: Value) -> String {
+        lock(&self.shared).id_token(sub, Some(&overrides))
+    }
+
+    /// The claims [`Self::id_token`] would sign, to tweak and sign yourself.
+    pub fn id_token_claims(&self, sub: &str) -> Value {
+        let state = lock(&self.shared);
+        state.id_token_claims_for(&state.profile(sub))
+    }
+
+    /// Signs `header.claims` with `signer`; the header is used verbatim.
+    pub fn sign_jwt(&self, header: Value, claims: Value, signer: Signer) -> String {
+        lock(&self.shared).sign_jwt(&header, &claims, signer)
+    }
+
+    pub fn current_kid(&self) -> String {
+        lock(&self.shared).current_key().kid().to_owned()
+    }
+
+    /// PEM text of the current signing key's public key (the HMAC key that
+    /// [`Signer::Hs256WithPublicKey`] uses).
+    pub fn current_public_key_pem(&self) -> String {
+        lock(&self.shared).current_key().public_pem().to_owned()
+    }
+
+    pub fn risc_kid(&self) -> String {
+        keys::risc_key().kid().to_owned()
+    }
+
+    /// A signed security event token and its `jti`. `event_type` is a short
+    /// name (`tokens-revoked`, `account-disabled`, ...) or a full URI.
+    pub fn risc_set(&self, event_type: &str, sub: &str) -> (String, String) {
+        lock(&self.shared).risc_set(event_type, sub)
+    }
+
+    /// The claims of a security event token, to tweak and sign with
+    /// [`Signer::Risc`].
+    pub fn risc_claims(&self, event_type: &str, sub: &str) -> Value {
+        certs::risc_claims(&self.client_id(), event_type, sub)
+    }
+
+    /// Switches to a new signing key; the JWKS then publishes new + previous.
+    pub fn rotate_keys(&self) {
+        lock(&self.shared).rotate_keys();
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared).faults.push(fault);
+    }
+
+    pub fn hits(&self) -> Hits {
+        lock(&self.shared).hits.clone()
+    }
+
+    pub fn reset_hits(&self) {
+        lock(&self.shared).hits = Hits::default();
+    }
+
+    /// Events stored in the user's calendar, in insertion order.
+    pub fn events(&self, sub: &str, calendar_id: &str) -> Vec<Value> {
+        self.stored_events(sub, calendar_id)
+            .into_iter()
+            .map(|stored| stored.event)
+            .collect()
+    }
+
+    /// Events with the `sendUpdates` each insert came with.
+    pub fn stored_events(&self, sub: &str, calendar_id: &str) -> Vec<StoredEvent> {
+        let key = (sub.to_owned(), calendar_id.to_owned());
+        lock(&self.shared)
+            .events
+            .get(&key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Revokes the user's whole grant (as if they removed the app's access).
+    /// Returns whether there was a live token to revoke.
+    pub fn revoke_user(&self, sub: &str) -> bool {
+        lock(&self.shared).revoke_user(sub)
+    }
+
+    /// Makes every access token of the user expired now.
+    pub fn expire_access_tokens(&self, sub: &str) {
+        lock(&self.shared).expire_access_tokens(sub);
+    }
+
+    /// Every access token, refresh token and code ever issued, and the
+    /// client secret: strings that must never show up in logs or tables.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        lock(&self.shared).issued.clone()
+    }
+
+    pub fn user_refresh_tokens_live(&self, sub: &str) -> usize {
+        lock(&self.shared).live_refresh_tokens(sub)
+    }
+
+    /// Scopes Google currently considers granted by the user (sorted).
+    pub fn granted_scopes(&self, sub: &str) -> Vec<String> {
+        let state = lock(&self.shared);
+        let grant = state.users.get(sub);
+        grant
+            .map(|grant| grant.scopes.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets users, tokens, codes, events, faults, hits and key rotations.
+    pub fn reset(&self) {
+        lock(&self.shared).reset();
+    }
+}
