@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest;
 
 use crate::config::Config;
-use crate::google::{
-    CalendarClient, IdTokenVerifier, JwksCache, OAuthClient, SecurityEventVerifier, outbound,
-};
+use crate::google::{CalendarClient, IdTokenVerifier, JwksCache, OAuthClient, SecurityEventVerifier, outbound};
 use crate::http::Cors;
 use crate::secret::Secret;
 use crate::vault::{Ciphertext, Vault};
@@ -114,17 +112,12 @@ fn aws_sdk_config(base: &aws_config::SdkConfig, timeout: Duration) -> aws_config
 
 async fn read_secret(aws: &aws_config::SdkConfig, arn: &str) -> Result<Secret, String> {
     let client = aws_sdk_secretsmanager::Client::new(aws);
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "could not read GOOGLE_CLIENT_SECRET_ARN: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            )
-        })?;
+    let out = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+        format!(
+            "could not read GOOGLE_CLIENT_SECRET_ARN: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        )
+    })?;
     out.secret_string
         .map(|s| Secret::new(s.trim()))
         .filter(|s| !s.expose().is_empty())
@@ -153,10 +146,8 @@ impl AccessTokenCache {
     pub fn get(&self, sub: &str, source: &Ciphertext) -> Option<Secret> {
         let entries = self.entries.lock().expect("access-token cache lock");
         let entry = entries.get(sub)?;
-        let fresh =
-            entry.expires_at.saturating_duration_since(Instant::now()) > MIN_REMAINING_LIFETIME;
-        (fresh && entry.source.as_ref() == fingerprint(source).as_ref())
-            .then(|| entry.token.clone())
+        let fresh = entry.expires_at.saturating_duration_since(Instant::now()) > MIN_REMAINING_LIFETIME;
+        (fresh && entry.source.as_ref() == fingerprint(source).as_ref()).then(|| entry.token.clone())
     }
 
     pub fn put(&self, sub: &str, source: &Ciphertext, token: Secret, lifetime: Duration) {
@@ -172,10 +163,7 @@ impl AccessTokenCache {
     }
 
     pub fn forget(&self, sub: &str) {
-        self.entries
-            .lock()
-            .expect("access-token cache lock")
-            .remove(sub);
+        self.entries.lock().expect("access-token cache lock").remove(sub);
     }
 }
 
@@ -192,10 +180,7 @@ mod tests {
         let cache = AccessTokenCache::default();
         let source = Ciphertext(vec![1, 2, 3]);
         cache.put("u", &source, Secret::new("a"), Duration::from_secs(301));
-        assert_eq!(
-            cache.get("u", &source).map(|s| s.expose().to_owned()),
-            Some("a".into())
-        );
+        assert_eq!(cache.get("u", &source).map(|s| s.expose().to_owned()), Some("a".into()));
         assert!(cache.get("u", &Ciphertext(vec![9])).is_none());
         assert!(cache.get("other", &source).is_none());
         cache.put("u", &source, Secret::new("a"), Duration::from_secs(299));

@@ -19,18 +19,14 @@ const DEFAULT_RETRY_AFTER: u32 = 5;
 /// The verified bearer ID token of the caller.
 pub async fn authenticate(app: &App, req: &Request) -> Result<VerifiedIdentity, ApiError> {
     let token = bearer(req)?;
-    let identity = app
-        .verifier
-        .verify(&token)
-        .await
-        .map_err(|rejection| match rejection {
-            Rejection::DomainNotAllowed => ApiError::DomainNotAllowed,
-            Rejection::KeysUnavailable(reason) => google_unavailable(reason, None),
-            other => ApiError::Unauthenticated {
-                credentials_present: true,
-                reason: other.to_string(),
-            },
-        })?;
+    let identity = app.verifier.verify(&token).await.map_err(|rejection| match rejection {
+        Rejection::DomainNotAllowed => ApiError::DomainNotAllowed,
+        Rejection::KeysUnavailable(reason) => google_unavailable(reason, None),
+        other => ApiError::Unauthenticated {
+            credentials_present: true,
+            reason: other.to_string(),
+        },
+    })?;
     record_subject(&identity.sub);
     Ok(identity)
 }
@@ -61,14 +57,10 @@ pub async fn redeem_code(
     redirect_uri: &str,
     expected_sub: Option<&str>,
 ) -> Result<Authorized, ApiError> {
-    let grant = app
-        .oauth
-        .exchange_code(code, redirect_uri)
-        .await
-        .map_err(token_error)?;
-    let id_token = grant.id_token.ok_or_else(|| {
-        ApiError::Upstream("token response has no id_token (was 'openid' requested?)".into())
-    })?;
+    let grant = app.oauth.exchange_code(code, redirect_uri).await.map_err(token_error)?;
+    let id_token = grant
+        .id_token
+        .ok_or_else(|| ApiError::Upstream("token response has no id_token (was 'openid' requested?)".into()))?;
     let identity = app
         .verifier
         .verify(&id_token)

@@ -53,18 +53,10 @@ impl Config {
 
     /// Same as [`Config::from_env`] over any lookup, so tests need not touch the
     /// process environment.
-    pub fn from_lookup(
-        needs_kms: bool,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn from_lookup(needs_kms: bool, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let or_default =
-            |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let or_default = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
         let list = |name: &str| -> Vec<String> {
             get(name)
                 .map(|v| {
@@ -88,10 +80,7 @@ impl Config {
             Some(ms) => match ms.parse::<u64>() {
                 Ok(ms) if (1..=10_000).contains(&ms) => Duration::from_millis(ms),
                 _ => {
-                    return Err(ConfigError::Invalid(
-                        "HTTP_TIMEOUT_MS",
-                        "expected 1..=10000",
-                    ));
+                    return Err(ConfigError::Invalid("HTTP_TIMEOUT_MS", "expected 1..=10000"));
                 }
             },
         };
@@ -125,10 +114,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -141,11 +127,7 @@ mod tests {
     #[test]
     fn each_required_variable_is_named_when_missing() {
         for missing in ["GOOGLE_CLIENT_ID", "TOKENS_TABLE", "TOKENS_KMS_KEY_ID"] {
-            let vars: Vec<_> = BASE
-                .iter()
-                .copied()
-                .filter(|(k, _)| *k != missing)
-                .collect();
+            let vars: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != missing).collect();
             let err = Config::from_lookup(true, lookup(&vars)).unwrap_err();
             assert_eq!(err, ConfigError::Missing(missing));
             assert!(err.to_string().contains(missing));
@@ -165,10 +147,7 @@ mod tests {
         vars.push(("ALLOWED_HOSTED_DOMAINS", ""));
         let config = Config::from_lookup(true, lookup(&vars)).unwrap();
         assert_eq!(config.token_url, DEFAULT_TOKEN_URL);
-        assert_eq!(
-            config.allowed_origins,
-            ["https://a.example", "https://b.example"]
-        );
+        assert_eq!(config.allowed_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(config.allowed_hosted_domains, None);
         assert_eq!(config.http_timeout, DEFAULT_HTTP_TIMEOUT);
     }

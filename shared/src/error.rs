@@ -32,10 +32,7 @@ pub enum ApiError {
     InvalidGrant,
     /// `credentials_present` decides whether `WWW-Authenticate` carries `error=`.
     #[error("unauthenticated: {reason}")]
-    Unauthenticated {
-        credentials_present: bool,
-        reason: String,
-    },
+    Unauthenticated { credentials_present: bool, reason: String },
     #[error("ID token from the exchange failed verification: {0}")]
     InvalidIdToken(String),
     #[error("stored refresh token is no longer valid")]
@@ -113,14 +110,10 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidRequest(_) | InvalidGrant => StatusCode::BAD_REQUEST,
-            Unauthenticated { .. } | InvalidIdToken(_) | ReauthorizationRequired => {
-                StatusCode::UNAUTHORIZED
+            Unauthenticated { .. } | InvalidIdToken(_) | ReauthorizationRequired => StatusCode::UNAUTHORIZED,
+            CsrfCheckFailed(_) | AccountMismatch | DomainNotAllowed | ScopeNotGranted { .. } | ScopeRequired => {
+                StatusCode::FORBIDDEN
             }
-            CsrfCheckFailed(_)
-            | AccountMismatch
-            | DomainNotAllowed
-            | ScopeNotGranted { .. }
-            | ScopeRequired => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             OfflineAccessRequired => StatusCode::CONFLICT,
@@ -240,10 +233,7 @@ impl ApiError {
                 vec![(header::WWW_AUTHENTICATE, "Bearer".into())]
             }
             ApiError::Unauthenticated { .. } => {
-                vec![(
-                    header::WWW_AUTHENTICATE,
-                    r#"Bearer error="invalid_token""#.into(),
-                )]
+                vec![(header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into())]
             }
             ApiError::MethodNotAllowed { allow } => vec![(header::ALLOW, allow.clone())],
             ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
@@ -307,9 +297,7 @@ mod tests {
             ApiError::ScopeNotGranted { missing: vec![] },
             ApiError::ScopeRequired,
             ApiError::NotFound("x".into()),
-            ApiError::MethodNotAllowed {
-                allow: "GET".into(),
-            },
+            ApiError::MethodNotAllowed { allow: "GET".into() },
             ApiError::OfflineAccessRequired,
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType,
@@ -332,10 +320,7 @@ mod tests {
         let err = ApiError::internal("dynamodb said: secret detail");
         let doc = body(&err);
         for member in ["type", "title", "detail", "request_id", "code"] {
-            assert!(
-                doc[member].as_str().is_some_and(|s| !s.is_empty()),
-                "{member}"
-            );
+            assert!(doc[member].as_str().is_some_and(|s| !s.is_empty()), "{member}");
         }
         assert_eq!(doc["status"], 500);
         assert!(!doc.to_string().contains("secret detail"));
@@ -351,10 +336,7 @@ mod tests {
             credentials_present: true,
             reason: "".into(),
         };
-        assert_eq!(
-            missing.to_response("r").headers()["www-authenticate"],
-            "Bearer"
-        );
+        assert_eq!(missing.to_response("r").headers()["www-authenticate"], "Bearer");
         assert_eq!(
             invalid.to_response("r").headers()["www-authenticate"],
             r#"Bearer error="invalid_token""#

@@ -57,10 +57,7 @@ pub fn validate(body: &[u8]) -> Result<ValidEvent, Vec<FieldError>> {
     }
     for field in ["summary", "description", "location"] {
         if event.get(field).is_some_and(|v| !v.is_string()) {
-            errors.push(FieldError::new(
-                field,
-                format!("'{field}' must be a string."),
-            ));
+            errors.push(FieldError::new(field, format!("'{field}' must be a string.")));
         }
     }
     for field in ["attendees", "recurrence"] {
@@ -71,10 +68,7 @@ pub fn validate(body: &[u8]) -> Result<ValidEvent, Vec<FieldError>> {
     if let Some(Value::Array(attendees)) = event.get("attendees")
         && attendees.iter().any(|a| !a["email"].is_string())
     {
-        errors.push(FieldError::new(
-            "attendees",
-            "each attendee needs an 'email' string.",
-        ));
+        errors.push(FieldError::new("attendees", "each attendee needs an 'email' string."));
     }
     if errors.is_empty() {
         Ok(ValidEvent(event))
@@ -83,11 +77,7 @@ pub fn validate(body: &[u8]) -> Result<ValidEvent, Vec<FieldError>> {
     }
 }
 
-fn read_when(
-    event: &Map<String, Value>,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<When> {
+fn read_when(event: &Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<When> {
     let Some(Value::Object(when)) = event.get(field) else {
         errors.push(FieldError::new(
             field,
@@ -106,18 +96,16 @@ fn read_when(
                 None
             }
         },
-        (None, Some(Value::String(date_time))) => {
-            match OffsetDateTime::parse(date_time, &Rfc3339) {
-                Ok(t) => Some(When::Instant(t)),
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        field,
-                        format!("'{field}.dateTime' must be an RFC 3339 timestamp with an offset."),
-                    ));
-                    None
-                }
+        (None, Some(Value::String(date_time))) => match OffsetDateTime::parse(date_time, &Rfc3339) {
+            Ok(t) => Some(When::Instant(t)),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    format!("'{field}.dateTime' must be an RFC 3339 timestamp with an offset."),
+                ));
+                None
             }
-        }
+        },
         (Some(_), Some(_)) => {
             errors.push(FieldError::new(
                 field,
@@ -152,18 +140,19 @@ mod tests {
     }
 
     fn fields(event: Value) -> Vec<Option<String>> {
-        check(event)
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect()
+        check(event).unwrap_err().into_iter().map(|e| e.field).collect()
     }
 
     #[test]
     fn valid_timed_and_all_day_events() {
         // Offsets count: 10:30+01:00 is before 10:00Z.
         assert!(check(json!({"summary": "x", "start": {"dateTime": "2031-01-01T10:00:00Z"}, "end": {"dateTime": "2031-01-01T10:30:00+01:00"}})).is_err());
-        assert!(check(json!({"start": {"dateTime": "2031-01-01T10:00:00Z"}, "end": {"dateTime": "2031-01-01T12:30:00+01:00"}})).is_ok());
+        assert!(
+            check(
+                json!({"start": {"dateTime": "2031-01-01T10:00:00Z"}, "end": {"dateTime": "2031-01-01T12:30:00+01:00"}})
+            )
+            .is_ok()
+        );
         assert!(check(json!({"start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}, "attendees": [{"email": "a@b.c"}]})).is_ok());
     }
 

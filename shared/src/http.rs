@@ -19,8 +19,7 @@ pub type Response = http::Response<Body>;
 /// Bodies above this are refused with 413 before any parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-const ALLOWED_REQUEST_HEADERS: &str =
-    "authorization, content-type, idempotency-key, x-requested-with";
+const ALLOWED_REQUEST_HEADERS: &str = "authorization, content-type, idempotency-key, x-requested-with";
 const EXPOSED_HEADERS: &str = "retry-after, idempotent-replayed, www-authenticate";
 
 #[derive(Debug)]
@@ -75,10 +74,7 @@ impl Cors {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOWED_REQUEST_HEADERS),
         );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         response
     }
 }
@@ -103,7 +99,8 @@ where
     let origin = header_str(req.headers(), header::ORIGIN.as_str()).map(str::to_owned);
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %path, sub = field::Empty);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %path, sub = field::Empty);
 
     Box::pin(
         async move {
@@ -182,9 +179,7 @@ pub fn require_csrf_header(cors: &Cors, req: &Request) -> Result<(), ApiError> {
     match header_str(req.headers(), "x-requested-with") {
         Some(v) if v.eq_ignore_ascii_case("XMLHttpRequest") => {}
         Some(_) => {
-            return Err(ApiError::CsrfCheckFailed(
-                "X-Requested-With must be XMLHttpRequest",
-            ));
+            return Err(ApiError::CsrfCheckFailed("X-Requested-With must be XMLHttpRequest"));
         }
         None => return Err(ApiError::CsrfCheckFailed("X-Requested-With header missing")),
     }
@@ -211,14 +206,11 @@ pub fn json_body(req: &Request) -> Result<&[u8], ApiError> {
 /// `application/json`, optionally with `charset=utf-8`; nothing else.
 fn is_json_media_type(value: &str) -> bool {
     let mut parts = value.split(';').map(str::trim);
-    let essence_ok = parts
-        .next()
-        .is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
+    let essence_ok = parts.next().is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
     essence_ok
         && parts.all(|param| {
             param.split_once('=').is_some_and(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("charset")
-                    && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                k.trim().eq_ignore_ascii_case("charset") && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
             })
         })
 }
@@ -230,12 +222,8 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request(
-            "The request body must be a JSON object.",
-        )),
-        Err(_) => Err(ApiError::invalid_request(
-            "The request body is not valid JSON.",
-        )),
+        Ok(_) => Err(ApiError::invalid_request("The request body must be a JSON object.")),
+        Err(_) => Err(ApiError::invalid_request("The request body is not valid JSON.")),
     }
 }
 
@@ -254,9 +242,7 @@ pub fn optional_string(body: &Map<String, Value>, name: &str) -> Result<Option<S
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid_request(format!(
-            "'{name}' must be a string."
-        ))),
+        Some(_) => Err(ApiError::invalid_request(format!("'{name}' must be a string."))),
     }
 }
 
@@ -267,8 +253,8 @@ pub fn bearer(req: &Request) -> Result<IdToken, ApiError> {
         credentials_present: false,
         reason: reason.to_owned(),
     };
-    let value = header_str(req.headers(), header::AUTHORIZATION.as_str())
-        .ok_or_else(|| missing("no Authorization header"))?;
+    let value =
+        header_str(req.headers(), header::AUTHORIZATION.as_str()).ok_or_else(|| missing("no Authorization header"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(missing("Authorization scheme is not Bearer"));
@@ -325,9 +311,7 @@ mod tests {
     use super::*;
 
     fn request(headers: &[(&str, &str)], body: &str) -> Request {
-        let mut builder = http::Request::builder()
-            .method("POST")
-            .uri("/auth/exchange");
+        let mut builder = http::Request::builder().method("POST").uri("/auth/exchange");
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -369,10 +353,7 @@ mod tests {
                 ("origin", "https://app.example.evil"),
             ],
             vec![("x-requested-with", "XMLHttpRequest"), ("origin", "null")],
-            vec![
-                ("x-requested-with", "XMLHttpRequest"),
-                ("origin", "http://app.example"),
-            ],
+            vec![("x-requested-with", "XMLHttpRequest"), ("origin", "http://app.example")],
         ] {
             let err = require_csrf_header(&cors, &request(&headers, "")).unwrap_err();
             assert_eq!(err.code(), "csrf_check_failed", "{headers:?}");
@@ -413,8 +394,7 @@ mod tests {
     fn bearer_parsing_distinguishes_missing_from_invalid() {
         let present = |err: ApiError| match err {
             ApiError::Unauthenticated {
-                credentials_present,
-                ..
+                credentials_present, ..
             } => credentials_present,
             other => panic!("{other:?}"),
         };
@@ -424,10 +404,7 @@ mod tests {
             vec![("authorization", "Bearer ")],
             vec![("authorization", "Basic abc")],
         ] {
-            assert!(
-                !present(bearer(&request(&missing, "")).unwrap_err()),
-                "{missing:?}"
-            );
+            assert!(!present(bearer(&request(&missing, "")).unwrap_err()), "{missing:?}");
         }
         assert!(present(
             bearer(&request(&[("authorization", "Bearer garbage")], "")).unwrap_err()
@@ -441,10 +418,7 @@ mod tests {
             .uri("/calendar/events?calendarId=team%40example.com&sendUpdates=all")
             .body(Body::Empty)
             .unwrap();
-        assert_eq!(
-            query_param(&req, "calendarId").as_deref(),
-            Some("team@example.com")
-        );
+        assert_eq!(query_param(&req, "calendarId").as_deref(), Some("team@example.com"));
         assert_eq!(query_param(&req, "sendUpdates").as_deref(), Some("all"));
         assert_eq!(query_param(&req, "missing"), None);
     }

@@ -10,7 +10,8 @@ use serde::Serialize;
 pub const CALENDAR_SCOPE: &str = "https://www.googleapis.com/auth/calendar";
 pub const CALENDAR_EVENTS_SCOPE: &str = "https://www.googleapis.com/auth/calendar.events";
 
-/// A compact JWS as it arrived: three non-empty base64url segments, nothing else.
+/// A compact JWS as it arrived: three base64url segments (header and payload
+/// non-empty), nothing else.
 /// Not verified; `google::IdTokenVerifier` turns it into a `VerifiedIdentity`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IdToken(String);
@@ -21,13 +22,14 @@ impl IdToken {
 
     pub fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
+        let segments: Vec<&str> = raw.split('.').collect();
+        let base64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        // An empty signature is let through so that `alg: none` is refused by name.
         let well_formed = raw.len() <= Self::MAX_LEN
-            && raw.split('.').count() == 3
-            && raw.split('.').all(|s| {
-                !s.is_empty()
-                    && s.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
+            && segments.len() == 3
+            && !segments[0].is_empty()
+            && !segments[1].is_empty()
+            && segments.iter().all(|s| base64url(s));
         well_formed.then(|| Self(raw.to_owned()))
     }
 
@@ -136,10 +138,8 @@ impl EventId {
 
     /// A client-supplied id, if Google would accept it.
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = (5..=1024).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
+        let ok =
+            (5..=1024).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
         ok.then(|| Self(raw.to_owned()))
     }
 
@@ -159,7 +159,11 @@ mod tests {
     #[test]
     fn id_token_shape() {
         assert!(IdToken::parse("aaa.bbb.ccc").is_some());
-        for bad in ["", "a.b", "a.b.c.d", "a..c", "a.b.c d", "a.b+.c", "a.b.c="] {
+        assert!(IdToken::parse("aaa.bbb.").is_some());
+        assert!(IdToken::parse("aaa.bbb.").is_some());
+        for bad in [
+            "", "a.b", "a.b.c.d", "a..c", ".b.c", ".b.c", "a.b.c d", "a.b+.c", "a.b.c=",
+        ] {
             assert!(IdToken::parse(bad).is_none(), "{bad:?}");
         }
         assert!(IdToken::parse(&format!("a.{}.c", "b".repeat(9000))).is_none());
@@ -194,10 +198,7 @@ mod tests {
         assert_eq!(a, EventId::derive("sub-1", "primary", &key));
         assert_ne!(a, EventId::derive("sub-2", "primary", &key));
         assert_ne!(a, EventId::derive("sub-1", "work", &key));
-        assert_ne!(
-            EventId::derive("ab", "c", &key),
-            EventId::derive("a", "bc", &key)
-        );
+        assert_ne!(EventId::derive("ab", "c", &key), EventId::derive("a", "bc", &key));
         for id in [a, EventId::random()] {
             assert!(EventId::parse(id.as_str()).is_some(), "{id:?}");
         }

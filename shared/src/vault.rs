@@ -100,10 +100,7 @@ impl Grant {
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     #[error("{service} unavailable: {reason}")]
-    Unavailable {
-        service: &'static str,
-        reason: String,
-    },
+    Unavailable { service: &'static str, reason: String },
     #[error("too many concurrent writes")]
     Contended,
     #[error("stored item unreadable: {0}")]
@@ -225,11 +222,7 @@ impl Vault {
     ///
     /// Returns a boxed `Send` future: a closure over borrowed grants held across
     /// awaits otherwise defeats rustc's `Send` inference in callers (rust#102211).
-    pub fn update<'a, E, F>(
-        &'a self,
-        sub: &'a str,
-        mut change: F,
-    ) -> BoxFuture<'a, Result<Option<Grant>, E>>
+    pub fn update<'a, E, F>(&'a self, sub: &'a str, mut change: F) -> BoxFuture<'a, Result<Option<Grant>, E>>
     where
         E: From<VaultError> + Send + 'a,
         F: FnMut(Option<&Grant>) -> Result<Change, E> + Send + 'a,
@@ -250,10 +243,7 @@ impl Vault {
                     None => put.condition_expression("attribute_not_exists(pk)"),
                     Some(c) => put
                         .condition_expression("version = :v")
-                        .expression_attribute_values(
-                            ":v",
-                            AttributeValue::N(c.version.to_string()),
-                        ),
+                        .expression_attribute_values(":v", AttributeValue::N(c.version.to_string())),
                 };
                 match put.send().await {
                     Ok(_) => return Ok(Some(next)),
@@ -313,11 +303,7 @@ impl Vault {
 
     /// Drops a refresh token Google declared dead, but only if it is still the stored
     /// one: a concurrent sign-in may already have stored a fresh token.
-    pub async fn mark_reauthorization_required(
-        &self,
-        sub: &str,
-        dead: Option<&Ciphertext>,
-    ) -> Result<(), VaultError> {
+    pub async fn mark_reauthorization_required(&self, sub: &str, dead: Option<&Ciphertext>) -> Result<(), VaultError> {
         let now = now_rfc3339();
         self.update(sub, |current| {
             let Some(c) = current else {
@@ -343,23 +329,16 @@ impl Vault {
 
     /// Stores a refresh token Google rotated during a refresh, if the old one is
     /// still the stored one.
-    pub async fn replace_refresh_token(
-        &self,
-        sub: &str,
-        old: &Ciphertext,
-        new: Ciphertext,
-    ) -> Result<(), VaultError> {
+    pub async fn replace_refresh_token(&self, sub: &str, old: &Ciphertext, new: Ciphertext) -> Result<(), VaultError> {
         let now = now_rfc3339();
         let old = old.clone();
         self.update(sub, move |current| match current {
-            Some(c) if c.refresh_token.as_ref() == Some(&old) => {
-                Ok::<_, VaultError>(Change::Put(Box::new(Grant {
-                    refresh_token: Some(new.clone()),
-                    version: c.version + 1,
-                    updated_at: now.clone(),
-                    ..c.clone()
-                })))
-            }
+            Some(c) if c.refresh_token.as_ref() == Some(&old) => Ok::<_, VaultError>(Change::Put(Box::new(Grant {
+                refresh_token: Some(new.clone()),
+                version: c.version + 1,
+                updated_at: now.clone(),
+                ..c.clone()
+            }))),
             _ => Ok(Change::Keep),
         })
         .await
@@ -418,30 +397,15 @@ impl Vault {
         let mut item = HashMap::from([
             ("pk".to_owned(), self.grant_key(&g.profile.sub)),
             ("sub".to_owned(), AttributeValue::S(g.profile.sub.clone())),
-            (
-                "client_id".to_owned(),
-                AttributeValue::S(self.client_id.clone()),
-            ),
+            ("client_id".to_owned(), AttributeValue::S(self.client_id.clone())),
             (
                 "email_verified".to_owned(),
                 AttributeValue::Bool(g.profile.email_verified),
             ),
-            (
-                "status".to_owned(),
-                AttributeValue::S(g.status.as_str().to_owned()),
-            ),
-            (
-                "version".to_owned(),
-                AttributeValue::N(g.version.to_string()),
-            ),
-            (
-                "created_at".to_owned(),
-                AttributeValue::S(g.created_at.clone()),
-            ),
-            (
-                "updated_at".to_owned(),
-                AttributeValue::S(g.updated_at.clone()),
-            ),
+            ("status".to_owned(), AttributeValue::S(g.status.as_str().to_owned())),
+            ("version".to_owned(), AttributeValue::N(g.version.to_string())),
+            ("created_at".to_owned(), AttributeValue::S(g.created_at.clone())),
+            ("updated_at".to_owned(), AttributeValue::S(g.updated_at.clone())),
         ]);
         let optional = [
             ("email", &g.profile.email),
@@ -462,10 +426,7 @@ impl Vault {
             );
         }
         if let Some(ct) = &g.refresh_token {
-            item.insert(
-                "refresh_token_ct".into(),
-                AttributeValue::B(Blob::new(ct.0.clone())),
-            );
+            item.insert("refresh_token_ct".into(), AttributeValue::B(Blob::new(ct.0.clone())));
         }
         item
     }
@@ -473,8 +434,7 @@ impl Vault {
 
 fn decode(item: &HashMap<String, AttributeValue>) -> Result<Grant, VaultError> {
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let required =
-        |name: &str| s(name).ok_or_else(|| VaultError::Corrupt(format!("{name} missing")));
+    let required = |name: &str| s(name).ok_or_else(|| VaultError::Corrupt(format!("{name} missing")));
     let status = match required("status")?.as_str() {
         "active" => GrantStatus::Active,
         "reauthorization_required" => GrantStatus::ReauthorizationRequired,
@@ -529,9 +489,7 @@ fn sdk_error<E: ProvideErrorMetadata, R>(service: &'static str, err: SdkError<E,
         _ => "request could not be sent".to_owned(),
     };
     let unavailable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(e) => matches!(
             e.err().code(),
             Some(
@@ -558,10 +516,7 @@ async fn conflict_backoff(attempt: u32) {
     let mut random = [0u8; 2];
     aws_lc_rs::rand::fill(&mut random).expect("system randomness is available");
     let cap = 10 + 10 * u64::from(attempt.min(5));
-    tokio::time::sleep(Duration::from_millis(
-        u64::from(u16::from_le_bytes(random)) % cap,
-    ))
-    .await;
+    tokio::time::sleep(Duration::from_millis(u64::from(u16::from_le_bytes(random)) % cap)).await;
 }
 
 pub fn now_rfc3339() -> String {

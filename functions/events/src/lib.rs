@@ -47,19 +47,13 @@ fn parse(req: &Request) -> Result<EventRequest, ApiError> {
             "'sendUpdates' must be all, externalOnly or none.",
         ));
     }
-    let key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(raw) => Some(
-            raw.to_str()
-                .ok()
-                .and_then(IdempotencyKey::parse)
-                .ok_or_else(|| {
-                    ApiError::invalid_request(
-                        "'Idempotency-Key' must be 1-255 visible ASCII characters.",
-                    )
-                })?,
-        ),
-    };
+    let key =
+        match req.headers().get("idempotency-key") {
+            None => None,
+            Some(raw) => Some(raw.to_str().ok().and_then(IdempotencyKey::parse).ok_or_else(|| {
+                ApiError::invalid_request("'Idempotency-Key' must be 1-255 visible ASCII characters.")
+            })?),
+        };
     let event = shared::event::validate(http::json_body(req)?)
         .map_err(ApiError::InvalidEvent)?
         .into_inner();
@@ -106,11 +100,7 @@ async fn create_event(app: &App, req: Request) -> Result<Response, ApiError> {
     let mut token = access_token(app, sub, &refresh_token, false).await?;
     let mut refreshed = false;
     loop {
-        let error = match app
-            .calendar
-            .insert(&token, &calendar_id, &send_updates, &event)
-            .await
-        {
+        let error = match app.calendar.insert(&token, &calendar_id, &send_updates, &event).await {
             Ok(created) => return Ok(http::json_response(StatusCode::CREATED, &created)),
             Err(err) => err,
         };
@@ -144,12 +134,7 @@ async fn create_event(app: &App, req: Request) -> Result<Response, ApiError> {
 
 /// A valid access token: the warm container's cached one while it has more than five
 /// minutes left, else a refresh (`force` skips the cache).
-async fn access_token(
-    app: &App,
-    sub: &str,
-    refresh_ct: &Ciphertext,
-    force: bool,
-) -> Result<Secret, ApiError> {
+async fn access_token(app: &App, sub: &str, refresh_ct: &Ciphertext, force: bool) -> Result<Secret, ApiError> {
     if !force && let Some(token) = app.access_tokens.get(sub, refresh_ct) {
         return Ok(token);
     }
@@ -159,9 +144,7 @@ async fn access_token(
             let mut source = refresh_ct.clone();
             if let Some(rotated) = &granted.refresh_token {
                 let sealed = app.vault.seal(sub, rotated).await?;
-                app.vault
-                    .replace_refresh_token(sub, refresh_ct, sealed.clone())
-                    .await?;
+                app.vault.replace_refresh_token(sub, refresh_ct, sealed.clone()).await?;
                 source = sealed;
             }
             let lifetime = granted.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME);
@@ -173,9 +156,7 @@ async fn access_token(
             // Revoked, expired or the user removed access: the token is dead for good.
             tracing::warn!("refresh token refused by Google; grant needs reauthorization");
             app.access_tokens.forget(sub);
-            app.vault
-                .mark_reauthorization_required(sub, Some(refresh_ct))
-                .await?;
+            app.vault.mark_reauthorization_required(sub, Some(refresh_ct)).await?;
             Err(ApiError::ReauthorizationRequired)
         }
         Err(other) => Err(token_error(other)),
@@ -186,20 +167,12 @@ fn calendar_error(err: CalendarError) -> ApiError {
     match err {
         CalendarError::InsufficientScope => ApiError::ScopeRequired,
         CalendarError::RateLimited { retry_after } => ApiError::RateLimited {
-            retry_after: retry_after
-                .unwrap_or(shared::google::calendar::DEFAULT_RETRY_AFTER.as_secs() as u32),
+            retry_after: retry_after.unwrap_or(shared::google::calendar::DEFAULT_RETRY_AFTER.as_secs() as u32),
         },
-        CalendarError::NotFound => {
-            ApiError::NotFound("Google Calendar has no such calendar for this user.".into())
-        }
-        CalendarError::Refused(message) => ApiError::InvalidEvent(vec![FieldError {
-            field: None,
-            message,
-        }]),
+        CalendarError::NotFound => ApiError::NotFound("Google Calendar has no such calendar for this user.".into()),
+        CalendarError::Refused(message) => ApiError::InvalidEvent(vec![FieldError { field: None, message }]),
         CalendarError::Unavailable(reason) => google_unavailable(reason, None),
-        CalendarError::Unauthorized => {
-            ApiError::Upstream("Calendar refused a freshly refreshed access token".into())
-        }
+        CalendarError::Unauthorized => ApiError::Upstream("Calendar refused a freshly refreshed access token".into()),
         CalendarError::Duplicate { .. } => ApiError::Upstream("event id conflict".into()),
         CalendarError::Unusable(reason) => ApiError::Upstream(reason),
     }

@@ -28,10 +28,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
 async fn receive(app: &App, req: Request) -> Result<Response, ApiError> {
     let body: &[u8] = req.body().as_ref();
     if body.len() > http::MAX_BODY_BYTES {
-        return Ok(set_error(
-            "invalid_request",
-            "security event token too large",
-        ));
+        return Ok(set_error("invalid_request", "security event token too large"));
     }
     let token = std::str::from_utf8(body).unwrap_or("");
     let event = match app.risc.verify(token).await {

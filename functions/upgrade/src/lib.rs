@@ -31,12 +31,7 @@ async fn upgrade(app: &App, req: Request) -> Result<Response, ApiError> {
     let authorized = redeem_code(app, &code, &redirect_uri, Some(&identity.sub)).await?;
     let grant = app
         .vault
-        .record_authorization(
-            &authorized.identity,
-            &authorized.scopes,
-            authorized.refresh_token,
-            true,
-        )
+        .record_authorization(&authorized.identity, &authorized.scopes, authorized.refresh_token, true)
         .await?;
 
     let missing = requested.missing_from(&grant.scopes);
@@ -55,11 +50,7 @@ fn requested_scopes(value: Option<&Value>) -> Result<ScopeSet, ApiError> {
         None | Some(Value::Null) => Ok(ScopeSet::default()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|item| {
-                item.as_str()
-                    .filter(|s| !s.trim().is_empty())
-                    .ok_or_else(invalid)
-            })
+            .map(|item| item.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(invalid))
             .collect(),
         Some(_) => Err(invalid()),
     }

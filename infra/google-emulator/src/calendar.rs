@@ -42,13 +42,7 @@ pub(crate) async fn insert(
         Gate::Proceed { drop_after } => drop_after,
     };
     let send_updates = parse_form(query.unwrap_or_default().as_bytes()).remove("sendUpdates");
-    let response = match insert_event(
-        &mut lock(&shared),
-        &headers,
-        &calendar_id,
-        send_updates,
-        &body,
-    ) {
+    let response = match insert_event(&mut lock(&shared), &headers, &calendar_id, send_updates, &body) {
         Ok(event) => (StatusCode::OK, Json(event)).into_response(),
         Err(error) => error.into_response(),
     };
@@ -64,11 +58,7 @@ fn insert_event(
 ) -> Result<Value, ApiError> {
     let sub = authorize(state, headers, &WRITE_SCOPES)?;
     let Ok(Value::Object(mut event)) = serde_json::from_slice::<Value>(body) else {
-        return Err(classic(
-            StatusCode::BAD_REQUEST,
-            "parseError",
-            "Parse Error",
-        ));
+        return Err(classic(StatusCode::BAD_REQUEST, "parseError", "Parse Error"));
     };
     let id = match event.get("id") {
         None => new_event_id(),
@@ -112,19 +102,12 @@ fn complete_event(event: &mut Map<String, Value>, id: &str, calendar_id: &str, e
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         ))
         .expect("RFC 3339 timestamp");
-    let calendar_email = if calendar_id == "primary" {
-        email
-    } else {
-        calendar_id
-    };
+    let calendar_email = if calendar_id == "primary" { email } else { calendar_id };
     let eid = BASE64URL_NOPAD.encode(format!("{id} {calendar_email}").as_bytes());
     let me = json!({"email": email, "self": true});
     let server_fields = [
         ("kind", json!("calendar#event")),
-        (
-            "etag",
-            json!(format!("\"{}\"", now.unix_timestamp_nanos() / 1000)),
-        ),
+        ("etag", json!(format!("\"{}\"", now.unix_timestamp_nanos() / 1000))),
         ("id", json!(id)),
         (
             "htmlLink",
@@ -263,9 +246,7 @@ fn unauthenticated(reason: &str, short: &str, message: &str) -> Response {
         "errors": [{"message": short, "domain": "global", "reason": reason, "location": "Authorization", "locationType": "header"}],
         "status": "UNAUTHENTICATED",
     }});
-    let challenge = HeaderValue::from_static(
-        r#"Bearer realm="https://accounts.google.com/", error="invalid_token""#,
-    );
+    let challenge = HeaderValue::from_static(r#"Bearer realm="https://accounts.google.com/", error="invalid_token""#);
     let headers = [(header::WWW_AUTHENTICATE, challenge)];
     (StatusCode::UNAUTHORIZED, headers, Json(body)).into_response()
 }
@@ -287,16 +268,11 @@ fn insufficient_scopes(accepted: &[&str]) -> Response {
 
 /// Google's rule for client-chosen ids: base32hex digits, 5 to 1024 of them.
 pub(crate) fn valid_event_id(id: &str) -> bool {
-    (5..=1024).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
+    (5..=1024).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
 }
 
 fn new_event_id() -> String {
-    BASE32HEX_NOPAD
-        .encode(&random_bytes(16))
-        .to_ascii_lowercase()
+    BASE32HEX_NOPAD.encode(&random_bytes(16)).to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -74,8 +74,7 @@ pub(crate) fn risc_claims(client_id: &str, event_type: &str, sub: &str) -> Value
     let event = if uri.ends_with("/verification") {
         json!({"state": sub})
     } else {
-        let mut event =
-            json!({"subject": {"subject_type": "iss-sub", "iss": RISC_ISSUER, "sub": sub}});
+        let mut event = json!({"subject": {"subject_type": "iss-sub", "iss": RISC_ISSUER, "sub": sub}});
         if uri.ends_with("/account-disabled") {
             event["reason"] = json!("hijacking");
         }
@@ -122,8 +121,7 @@ mod tests {
     #[test]
     fn verification_carries_state_not_subject() {
         let claims = risc_claims("cid", "verification", "abc");
-        let event =
-            &claims["events"]["https://schemas.openid.net/secevent/risc/event-type/verification"];
+        let event = &claims["events"]["https://schemas.openid.net/secevent/risc/event-type/verification"];
         assert_eq!(event, &json!({"state": "abc"}));
         assert!(claims.get("exp").is_none());
     }

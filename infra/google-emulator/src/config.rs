@@ -70,11 +70,7 @@ impl CodeRequest {
             name: format!("User {sub}"),
             picture: format!("https://lh3.googleusercontent.com/a/{sub}=s96-c"),
             hd: None,
-            scopes: vec![
-                SCOPE_OPENID.into(),
-                SCOPE_EMAIL.into(),
-                SCOPE_PROFILE.into(),
-            ],
+            scopes: vec![SCOPE_OPENID.into(), SCOPE_EMAIL.into(), SCOPE_PROFILE.into()],
             offline: true,
             consent: false,
             include_granted_scopes: true,
@@ -177,9 +173,7 @@ impl From<CodeRequestBody> for CodeRequest {
             scopes: body.scopes.unwrap_or(defaults.scopes),
             offline: body.offline.unwrap_or(defaults.offline),
             consent: body.consent.unwrap_or(defaults.consent),
-            include_granted_scopes: body
-                .include_granted_scopes
-                .unwrap_or(defaults.include_granted_scopes),
+            include_granted_scopes: body.include_granted_scopes.unwrap_or(defaults.include_granted_scopes),
             redirect_uri: body.redirect_uri.unwrap_or(defaults.redirect_uri),
             id_token_claims: body.id_token_claims,
             raw_id_token: body.raw_id_token,

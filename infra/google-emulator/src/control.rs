@@ -32,10 +32,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/keys/rotate", post(rotate))
         .route("/events", get(events))
         .route("/users/{sub}/revoke", post(revoke_user))
-        .route(
-            "/users/{sub}/expire-access-tokens",
-            post(expire_access_tokens),
-        )
+        .route("/users/{sub}/expire-access-tokens", post(expire_access_tokens))
         .route("/issued-secrets", get(issued_secrets))
         .route("/reset", post(reset))
 }
@@ -50,8 +47,7 @@ impl IntoResponse for BadRequest {
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
-    serde_json::from_slice(body)
-        .map_err(|error| BadRequest(format!("invalid request body: {error}")))
+    serde_json::from_slice(body).map_err(|error| BadRequest(format!("invalid request body: {error}")))
 }
 
 async fn config(State(shared): State<Shared>) -> Json<Value> {
@@ -153,10 +149,7 @@ async fn revoke_user(State(shared): State<Shared>, Path(sub): Path<String>) -> J
     Json(json!({"revoked": lock(&shared).revoke_user(&sub)}))
 }
 
-async fn expire_access_tokens(
-    State(shared): State<Shared>,
-    Path(sub): Path<String>,
-) -> Json<Value> {
+async fn expire_access_tokens(State(shared): State<Shared>, Path(sub): Path<String>) -> Json<Value> {
     lock(&shared).expire_access_tokens(&sub);
     Json(json!({}))
 }

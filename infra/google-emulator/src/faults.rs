@@ -95,8 +95,7 @@ impl TryFrom<FaultBody> for Fault {
                 retry_after: body.retry_after,
             },
             "latency" => FaultKind::Latency(Duration::from_millis(
-                body.latency_ms
-                    .ok_or("kind \"latency\" needs \"latency_ms\"")?,
+                body.latency_ms.ok_or("kind \"latency\" needs \"latency_ms\"")?,
             )),
             "drop_before" => FaultKind::DropBeforeWork,
             "drop_after" => FaultKind::DropAfterWork,
@@ -176,27 +175,13 @@ pub(crate) async fn apply(endpoint: Endpoint, fault: Option<FaultKind>) -> Gate 
 
 /// Marks `response` to be dropped when the fault asked for it.
 pub(crate) fn finish(response: Response, drop_after: bool) -> Response {
-    if drop_after {
-        drop_connection()
-    } else {
-        response
-    }
+    if drop_after { drop_connection() } else { response }
 }
 
-fn status_response(
-    endpoint: Endpoint,
-    status: u16,
-    body: Option<Value>,
-    retry_after: Option<u32>,
-) -> Response {
+fn status_response(endpoint: Endpoint, status: u16, body: Option<Value>, retry_after: Option<u32>) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match body.unwrap_or_else(|| default_body(endpoint, code)) {
-        Value::String(text) => (
-            code,
-            [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
-            text,
-        )
-            .into_response(),
+        Value::String(text) => (code, [(header::CONTENT_TYPE, "text/html; charset=UTF-8")], text).into_response(),
         json_body => (code, axum::Json(json_body)).into_response(),
     };
     if let Some(seconds) = retry_after {
@@ -228,12 +213,7 @@ fn oauth_error_body(status: StatusCode) -> Value {
 fn api_error_body(status: StatusCode) -> Value {
     let (reason, domain, message, grpc) = match status.as_u16() {
         400 => ("badRequest", "global", "Bad Request", "INVALID_ARGUMENT"),
-        401 => (
-            "authError",
-            "global",
-            "Invalid Credentials",
-            "UNAUTHENTICATED",
-        ),
+        401 => ("authError", "global", "Invalid Credentials", "UNAUTHENTICATED"),
         403 => ("forbidden", "global", "Forbidden", "PERMISSION_DENIED"),
         404 => ("notFound", "global", "Not Found", "NOT_FOUND"),
         409 => ("conflict", "global", "Conflict", "ABORTED"),
@@ -277,10 +257,7 @@ mod tests {
             queues.take(Endpoint::Token),
             Some(FaultKind::Status { status: 503, .. })
         ));
-        assert_eq!(
-            queues.take(Endpoint::Token),
-            Some(FaultKind::DropBeforeWork)
-        );
+        assert_eq!(queues.take(Endpoint::Token), Some(FaultKind::DropBeforeWork));
         assert_eq!(queues.take(Endpoint::Token), None);
         assert_eq!(queues.take(Endpoint::Jwks), None);
     }
@@ -288,9 +265,7 @@ mod tests {
     #[test]
     fn control_form_parses_each_kind() {
         let parse = |v: Value| Fault::try_from(serde_json::from_value::<FaultBody>(v).unwrap());
-        let fault =
-            parse(json!({"endpoint": "calendar_insert", "kind": "latency", "latency_ms": 5}))
-                .unwrap();
+        let fault = parse(json!({"endpoint": "calendar_insert", "kind": "latency", "latency_ms": 5})).unwrap();
         assert_eq!(fault.kind, FaultKind::Latency(Duration::from_millis(5)));
         assert_eq!(fault.count, 1);
         let fault = parse(json!({"endpoint": "token", "kind": "drop_after", "count": 3})).unwrap();

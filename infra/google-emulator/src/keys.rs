@@ -87,12 +87,7 @@ impl SigningKey {
     fn sign_rs256(&self, message: &[u8]) -> Vec<u8> {
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message,
-                &mut signature,
-            )
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
             .expect("RSA signing");
         signature
     }
@@ -110,9 +105,7 @@ fn pem_encode(der: &[u8]) -> String {
 }
 
 fn pooled(slot: usize) -> Arc<SigningKey> {
-    POOL[slot]
-        .get_or_init(|| Arc::new(SigningKey::generate()))
-        .clone()
+    POOL[slot].get_or_init(|| Arc::new(SigningKey::generate())).clone()
 }
 
 /// The ID-token signing key for rotation step `step` (cycles through the pool).
@@ -130,12 +123,7 @@ pub(crate) fn risc_key() -> Arc<SigningKey> {
 
 /// Encodes and signs `header.claims`. The header is used exactly as given so
 /// tests can forge any header (missing kid, wrong alg, ...).
-pub(crate) fn encode_jwt(
-    header: &Value,
-    claims: &Value,
-    key: &SigningKey,
-    signer: Signer,
-) -> String {
+pub(crate) fn encode_jwt(header: &Value, claims: &Value, key: &SigningKey, signer: Signer) -> String {
     let signing_input = format!(
         "{}.{}",
         BASE64URL_NOPAD.encode(&serde_json::to_vec(header).expect("JSON header")),
@@ -145,13 +133,9 @@ pub(crate) fn encode_jwt(
         Signer::NoneAlg => Vec::new(),
         Signer::Hs256WithPublicKey => {
             let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.public_pem().as_bytes());
-            hmac::sign(&mac_key, signing_input.as_bytes())
-                .as_ref()
-                .to_vec()
+            hmac::sign(&mac_key, signing_input.as_bytes()).as_ref().to_vec()
         }
-        Signer::Current | Signer::Foreign | Signer::Risc => {
-            key.sign_rs256(signing_input.as_bytes())
-        }
+        Signer::Current | Signer::Foreign | Signer::Risc => key.sign_rs256(signing_input.as_bytes()),
     };
     format!("{signing_input}.{}", BASE64URL_NOPAD.encode(&signature))
 }

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 pub use certs::RISC_ISSUER;
 pub use config::{
-    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS,
-    SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE,
+    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID,
+    SCOPE_PROFILE,
 };
 pub use faults::{Endpoint, Fault, FaultKind};
 pub use keys::Signer;
@@ -197,11 +197,7 @@ impl Emulator {
     /// Events with the `sendUpdates` each insert came with.
     pub fn stored_events(&self, sub: &str, calendar_id: &str) -> Vec<StoredEvent> {
         let key = (sub.to_owned(), calendar_id.to_owned());
-        lock(&self.shared)
-            .events
-            .get(&key)
-            .cloned()
-            .unwrap_or_default()
+        lock(&self.shared).events.get(&key).cloned().unwrap_or_default()
     }
 
     /// Revokes the user's whole grant (as if they removed the app's access).

@@ -53,9 +53,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let mut options = match parse_options(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
@@ -76,10 +74,7 @@ fn main() -> ExitCode {
         }
     };
     let port = emulator.local_addr().port();
-    println!(
-        "google-emulator listening on http://{}:{port}",
-        options.host
-    );
+    println!("google-emulator listening on http://{}:{port}", options.host);
     let _ = std::io::stdout().flush();
     tracing::info!(client_id = %emulator.client_id(), "ready");
     // The server runs on its own thread until a signal ends the process.
@@ -98,14 +93,7 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let options = parse_options(args(&[
-            "--host",
-            "0.0.0.0",
-            "--port=0",
-            "--client-id",
-            "cid",
-        ]))
-        .unwrap();
+        let options = parse_options(args(&["--host", "0.0.0.0", "--port=0", "--client-id", "cid"])).unwrap();
         assert_eq!((options.host.as_str(), options.port), ("0.0.0.0", 0));
         assert_eq!(options.config.client_id, "cid");
     }

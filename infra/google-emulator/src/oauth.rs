@@ -20,11 +20,7 @@ pub(crate) struct OAuthError {
 }
 
 impl OAuthError {
-    pub(crate) fn new(
-        status: StatusCode,
-        error: &'static str,
-        description: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
@@ -67,19 +63,12 @@ impl Issued {
 impl State {
     pub(crate) fn mint_code(&mut self, request: CodeRequest) -> String {
         let code = self.issue("4/0A", 48);
-        let entry = CodeEntry {
-            request,
-            used: false,
-        };
+        let entry = CodeEntry { request, used: false };
         self.codes.insert(code.clone(), entry);
         code
     }
 
-    pub(crate) fn exchange_code(
-        &mut self,
-        code: &str,
-        redirect_uri: &str,
-    ) -> Result<Issued, OAuthError> {
+    pub(crate) fn exchange_code(&mut self, code: &str, redirect_uri: &str) -> Result<Issued, OAuthError> {
         let entry = self
             .codes
             .get_mut(code)
@@ -142,13 +131,11 @@ impl State {
     }
 
     pub(crate) fn refresh(&mut self, refresh_token: &str) -> Result<Issued, OAuthError> {
-        let sub =
-            self.refresh_tokens
-                .get(refresh_token)
-                .cloned()
-                .ok_or(OAuthError::invalid_grant(
-                    "Token has been expired or revoked.",
-                ))?;
+        let sub = self
+            .refresh_tokens
+            .get(refresh_token)
+            .cloned()
+            .ok_or(OAuthError::invalid_grant("Token has been expired or revoked."))?;
         let profile = self.profile(&sub);
         let scopes = self
             .users
@@ -199,12 +186,7 @@ impl State {
 
     pub(crate) fn sign_id_token(&self, claims: &Value) -> String {
         let key = self.current_key();
-        keys::encode_jwt(
-            &keys::rs256_header(key.kid()),
-            claims,
-            &key,
-            Signer::Current,
-        )
+        keys::encode_jwt(&keys::rs256_header(key.kid()), claims, &key, Signer::Current)
     }
 
     /// A valid ID token for the user's latest sign-in, with optional overrides.
@@ -251,10 +233,7 @@ mod tests {
     #[test]
     fn overrides_replace_and_remove() {
         let mut claims = json!({"aud": "a", "exp": 1, "sub": "s"});
-        apply_overrides(
-            &mut claims,
-            &json!({"aud": "secret", "exp": null, "extra": true}),
-        );
+        apply_overrides(&mut claims, &json!({"aud": "secret", "exp": null, "extra": true}));
         assert_eq!(claims, json!({"aud": "secret", "sub": "s", "extra": true}));
     }
 }

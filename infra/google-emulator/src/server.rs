@@ -31,10 +31,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/revoke", post(token::revoke))
         .route("/oauth2/v3/certs", get(certs::jwks))
         .route("/risc/certs", get(certs::risc_jwks))
-        .route(
-            "/calendar/v3/calendars/{calendar_id}/events",
-            post(calendar::insert),
-        )
+        .route("/calendar/v3/calendars/{calendar_id}/events", post(calendar::insert))
         .route(
             "/calendar/v3/calendars/{calendar_id}/events/{event_id}",
             get(calendar::get),
@@ -80,15 +77,10 @@ pub(crate) fn launch(
 ) -> std::io::Result<ServerHandle> {
     listener.set_nonblocking(true)?;
     let runtime = if worker_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder
-            .worker_threads(worker_threads)
-            .enable_all()
-            .build()?
+        builder.worker_threads(worker_threads).enable_all().build()?
     };
     let (shutdown, stop) = watch::channel(());
     let thread = std::thread::Builder::new()
@@ -137,8 +129,7 @@ async fn serve(listener: TcpListener, router: Router, shutdown: watch::Receiver<
                     }
                 }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
                 _ = stop.changed() => {}

@@ -118,8 +118,7 @@ impl State {
 
     pub(crate) fn mint_access_token(&mut self, sub: &str, scopes: BTreeSet<String>) -> String {
         let token = self.issue("ya29.", 48);
-        let expires_at =
-            now() + i64::try_from(self.config.access_token_ttl_secs).unwrap_or(i64::MAX / 2);
+        let expires_at = now() + i64::try_from(self.config.access_token_ttl_secs).unwrap_or(i64::MAX / 2);
         let entry = AccessEntry {
             sub: sub.to_owned(),
             scopes,
@@ -130,9 +129,7 @@ impl State {
     }
 
     pub(crate) fn live_refresh_tokens(&self, sub: &str) -> usize {
-        self.users
-            .get(sub)
-            .map_or(0, |grant| grant.refresh_tokens.len())
+        self.users.get(sub).map_or(0, |grant| grant.refresh_tokens.len())
     }
 
     /// Revokes the user's whole grant for our client, as Google does when any
@@ -165,11 +162,7 @@ impl State {
     }
 
     pub(crate) fn expire_access_tokens(&mut self, sub: &str) {
-        for entry in self
-            .access_tokens
-            .values_mut()
-            .filter(|entry| entry.sub == sub)
-        {
+        for entry in self.access_tokens.values_mut().filter(|entry| entry.sub == sub) {
             entry.expires_at = 0;
         }
     }
@@ -187,9 +180,5 @@ pub(crate) fn now() -> i64 {
 }
 
 pub(crate) fn scope_string(scopes: &BTreeSet<String>) -> String {
-    scopes
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
+    scopes.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
 }

@@ -21,18 +21,12 @@ type Params = HashMap<String, String>;
 pub(crate) fn parse_form(raw: &[u8]) -> Params {
     let mut params = Params::new();
     for (name, value) in form_urlencoded::parse(raw) {
-        params
-            .entry(name.into_owned())
-            .or_insert_with(|| value.into_owned());
+        params.entry(name.into_owned()).or_insert_with(|| value.into_owned());
     }
     params
 }
 
-pub(crate) async fn token(
-    State(shared): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn token(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let params = parse_form(&body);
     let fault = {
         let mut state = lock(&shared);
@@ -56,11 +50,7 @@ pub(crate) async fn token(
     }
 }
 
-fn grant(
-    state: &mut state::State,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<serde_json::Value, OAuthError> {
+fn grant(state: &mut state::State, headers: &HeaderMap, params: &Params) -> Result<serde_json::Value, OAuthError> {
     authenticate_client(state, headers, params)?;
     let param = |name: &'static str| {
         params
@@ -90,17 +80,10 @@ fn grant(
 
 /// Client authentication by HTTP Basic or by `client_id` + `client_secret`
 /// in the body (Google accepts both).
-fn authenticate_client(
-    state: &state::State,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<(), OAuthError> {
+fn authenticate_client(state: &state::State, headers: &HeaderMap, params: &Params) -> Result<(), OAuthError> {
     let (client_id, client_secret) = match basic_credentials(headers) {
         Some((id, secret)) => (Some(id), Some(secret)),
-        None => (
-            params.get("client_id").cloned(),
-            params.get("client_secret").cloned(),
-        ),
+        None => (params.get("client_id").cloned(), params.get("client_secret").cloned()),
     };
     let Some(client_id) = client_id.filter(|id| !id.is_empty()) else {
         return Err(OAuthError::new(
@@ -110,9 +93,7 @@ fn authenticate_client(
         ));
     };
     let config = &state.config;
-    if client_id != config.client_id
-        || client_secret.as_deref() != Some(config.client_secret.as_str())
-    {
+    if client_id != config.client_id || client_secret.as_deref() != Some(config.client_secret.as_str()) {
         return Err(OAuthError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -142,11 +123,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-pub(crate) async fn revoke(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn revoke(State(shared): State<Shared>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     let fault = {
         let mut state = lock(&shared);
         state.hits.revoke += 1;
@@ -162,17 +139,11 @@ pub(crate) async fn revoke(
         .or_else(|| parse_form(query.unwrap_or_default().as_bytes()).remove("token"))
         .filter(|token| !token.is_empty());
     let response = match token {
-        None => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "Bad Request")
-            .into_response(),
-        Some(token) if lock(&shared).revoke_token(&token) => {
-            (StatusCode::OK, Json(json!({}))).into_response()
+        None => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "Bad Request").into_response(),
+        Some(token) if lock(&shared).revoke_token(&token) => (StatusCode::OK, Json(json!({}))).into_response(),
+        Some(_) => {
+            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_token", "Token expired or revoked").into_response()
         }
-        Some(_) => OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "Token expired or revoked",
-        )
-        .into_response(),
     };
     faults::finish(response, drop_after)
 }
@@ -191,10 +162,7 @@ impl IntoResponse for OAuthError {
 
 fn no_store() -> [(header::HeaderName, &'static str); 2] {
     [
-        (
-            header::CACHE_CONTROL,
-            "no-cache, no-store, max-age=0, must-revalidate",
-        ),
+        (header::CACHE_CONTROL, "no-cache, no-store, max-age=0, must-revalidate"),
         (header::PRAGMA, "no-cache"),
     ]
 }
@@ -207,10 +175,7 @@ mod tests {
     fn basic_credentials_are_url_decoded() {
         let mut headers = HeaderMap::new();
         let encoded = BASE64.encode(b"my%3Aid:se+cr%2Bet");
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("basic {encoded}").parse().unwrap(),
-        );
+        headers.insert(header::AUTHORIZATION, format!("basic {encoded}").parse().unwrap());
         assert_eq!(
             basic_credentials(&headers),
             Some(("my:id".to_owned(), "se cr+et".to_owned()))

@@ -20,20 +20,8 @@ async fn calendar_token(emu: &Emulator, sub: &str) -> String {
 }
 
 async fn insert(emu: &Emulator, token: &str, calendar: &str, body: &Value) -> (u16, Value) {
-    let url = format!(
-        "{}/calendars/{calendar}/events?sendUpdates=all",
-        emu.calendar_api_url()
-    );
-    json_of(
-        client()
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    let url = format!("{}/calendars/{calendar}/events?sendUpdates=all", emu.calendar_api_url());
+    json_of(client().post(url).bearer_auth(token).json(body).send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -48,17 +36,9 @@ async fn insert_returns_googles_event_resource() {
     assert_eq!(created["status"], "confirmed");
     assert_eq!(created["reminders"], json!({"useDefault": true}));
     assert_eq!(created["sequence"], 0);
-    assert_eq!(
-        created["organizer"],
-        json!({"email": "u1@example.com", "self": true})
-    );
+    assert_eq!(created["organizer"], json!({"email": "u1@example.com", "self": true}));
     let id = created["id"].as_str().unwrap();
-    assert!(
-        id.len() >= 5
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
-    );
+    assert!(id.len() >= 5 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b)));
     assert_eq!(created["iCalUID"], format!("{id}@google.com"));
     assert!(
         created["htmlLink"]
@@ -75,8 +55,7 @@ async fn insert_returns_googles_event_resource() {
     assert_eq!(stored[0].send_updates.as_deref(), Some("all"));
 
     let url = format!("{}/calendars/primary/events/{id}", emu.calendar_api_url());
-    let (status, fetched) =
-        json_of(client().get(&url).bearer_auth(&token).send().await.unwrap()).await;
+    let (status, fetched) = json_of(client().get(&url).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!((status, fetched), (200, created));
 }
 
@@ -88,10 +67,7 @@ async fn calendar_id_is_percent_decoded_and_scoped_per_user() {
     assert_eq!(status, 200);
     assert_eq!(emu.events("u1", "team@group.calendar.google.com").len(), 1);
     assert!(emu.events("u1", "primary").is_empty());
-    assert!(
-        emu.events("u2", "team@group.calendar.google.com")
-            .is_empty()
-    );
+    assert!(emu.events("u2", "team@group.calendar.google.com").is_empty());
 }
 
 #[tokio::test]
@@ -130,18 +106,9 @@ async fn revoked_and_expired_access_tokens_stop_working() {
 async fn token_without_calendar_scope_is_403() {
     let emu = start().await;
     let body = sign_in(&emu, CodeRequest::new("u1")).await;
-    let (status, body) = insert(
-        &emu,
-        body["access_token"].as_str().unwrap(),
-        "primary",
-        &event(),
-    )
-    .await;
+    let (status, body) = insert(&emu, body["access_token"].as_str().unwrap(), "primary", &event()).await;
     assert_eq!(status, 403);
-    assert_eq!(
-        body["error"]["errors"][0]["reason"],
-        "insufficientPermissions"
-    );
+    assert_eq!(body["error"]["errors"][0]["reason"], "insufficientPermissions");
     assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
     assert!(emu.events("u1", "primary").is_empty());
 }
@@ -153,17 +120,11 @@ async fn client_ids_are_validated_and_unique_per_calendar() {
     let mut body = event();
     body["id"] = json!("abc0123456789v");
     let (status, created) = insert(&emu, &token, "primary", &body).await;
-    assert_eq!(
-        (status, created["id"].as_str()),
-        (200, Some("abc0123456789v"))
-    );
+    assert_eq!((status, created["id"].as_str()), (200, Some("abc0123456789v")));
     let (status, conflict) = insert(&emu, &token, "primary", &body).await;
     assert_eq!(status, 409);
     assert_eq!(conflict["error"]["errors"][0]["reason"], "duplicate");
-    assert_eq!(
-        conflict["error"]["message"],
-        "The requested identifier already exists."
-    );
+    assert_eq!(conflict["error"]["message"], "The requested identifier already exists.");
     assert_eq!(
         insert(&emu, &token, "other", &body).await.0,
         200,

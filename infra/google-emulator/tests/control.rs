@@ -12,15 +12,7 @@ use serde_json::{Value, json};
 
 async fn control(emu: &Emulator, path: &str, body: Value) -> (u16, Value) {
     let url = format!("{}/emulator/{path}", emu.base_url());
-    json_of(
-        client()
-            .post(url)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    json_of(client().post(url).body(body.to_string()).send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -39,14 +31,8 @@ async fn codes_faults_and_hits_over_http() {
     assert_eq!(exchange(&emu, code).await.status(), 503);
     let (status, body) = json_of(exchange(&emu, code).await).await;
     assert_eq!(status, 200);
-    assert!(
-        body.get("refresh_token").is_none(),
-        "offline=false was honoured"
-    );
-    assert_eq!(
-        claims_of(body["id_token"].as_str().unwrap())["hd"],
-        "corp.example"
-    );
+    assert!(body.get("refresh_token").is_none(), "offline=false was honoured");
+    assert_eq!(claims_of(body["id_token"].as_str().unwrap())["hd"], "corp.example");
 
     let (_, hits) = get_json(&format!("{}/emulator/hits", emu.base_url())).await;
     assert_eq!(hits["token_authorization_code"], 2);
@@ -59,9 +45,7 @@ async fn codes_faults_and_hits_over_http() {
 async fn bad_control_bodies_are_400() {
     let emu = start().await;
     assert_eq!(
-        control(&emu, "codes", json!({"email": "no-sub@example.com"}))
-            .await
-            .0,
+        control(&emu, "codes", json!({"email": "no-sub@example.com"})).await.0,
         400
     );
     assert_eq!(
@@ -71,13 +55,9 @@ async fn bad_control_bodies_are_400() {
         400
     );
     assert_eq!(
-        control(
-            &emu,
-            "faults",
-            json!({"endpoint": "nowhere", "kind": "drop_before"})
-        )
-        .await
-        .0,
+        control(&emu, "faults", json!({"endpoint": "nowhere", "kind": "drop_before"}))
+            .await
+            .0,
         400
     );
 }
@@ -85,19 +65,9 @@ async fn bad_control_bodies_are_400() {
 #[tokio::test]
 async fn tokens_keys_events_and_reset_over_http() {
     let emu = start().await;
-    let (_, body) = control(
-        &emu,
-        "id-token",
-        json!({"sub": "u1", "claims": {"aud": "x"}}),
-    )
-    .await;
+    let (_, body) = control(&emu, "id-token", json!({"sub": "u1", "claims": {"aud": "x"}})).await;
     assert_eq!(claims_of(body["id_token"].as_str().unwrap())["aud"], "x");
-    let (_, body) = control(
-        &emu,
-        "risc",
-        json!({"event_type": "account-purged", "sub": "u1"}),
-    )
-    .await;
+    let (_, body) = control(&emu, "risc", json!({"event_type": "account-purged", "sub": "u1"})).await;
     let claims = claims_of(body["set"].as_str().unwrap());
     assert_eq!(claims["jti"], body["jti"]);
     let (_, body) = control(
@@ -118,10 +88,7 @@ async fn tokens_keys_events_and_reset_over_http() {
         google_emulator::CodeRequest::new("u1").scopes([google_emulator::SCOPE_CALENDAR]),
     )
     .await;
-    let url = format!(
-        "{}/calendars/primary/events?sendUpdates=none",
-        emu.calendar_api_url()
-    );
+    let url = format!("{}/calendars/primary/events?sendUpdates=none", emu.calendar_api_url());
     let token = signed_in["access_token"].as_str().unwrap();
     client()
         .post(url)
@@ -177,15 +144,11 @@ async fn binary_announces_its_address_and_serves() {
     assert_eq!(config["client_id"], "bin-client");
     assert_eq!(config["client_secret"], "bin-secret");
     let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !logs.contains("bin-secret"),
-        "the secret never reaches the logs"
-    );
+    assert!(!logs.contains("bin-secret"), "the secret never reaches the logs");
 }
 
 /// Test suites may share one emulator across tests, each with its own runtime.
-static SHARED: LazyLock<Emulator> =
-    LazyLock::new(|| Emulator::start_blocking(EmulatorConfig::default()));
+static SHARED: LazyLock<Emulator> = LazyLock::new(|| Emulator::start_blocking(EmulatorConfig::default()));
 
 #[tokio::test]
 async fn shared_emulator_outlives_one_test_runtime() {

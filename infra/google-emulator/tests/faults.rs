@@ -23,10 +23,7 @@ async fn status_fault_answers_with_googles_error_and_retry_after() {
     let response = exchange(&emu, &code).await;
     assert_eq!(response.headers()["retry-after"], "7");
     let (status, body) = json_of(response).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (503, Some("internal_failure"))
-    );
+    assert_eq!((status, body["error"].as_str()), (503, Some("internal_failure")));
     assert_eq!(
         exchange(&emu, &code).await.status(),
         200,
@@ -54,13 +51,7 @@ async fn calendar_429_has_rate_limit_body_and_custom_bodies_pass_through() {
         },
     ));
     let url = format!("{}/calendars/primary/events", emu.calendar_api_url());
-    let post = || {
-        client()
-            .post(&url)
-            .bearer_auth("ya29.x")
-            .json(&json!({}))
-            .send()
-    };
+    let post = || client().post(&url).bearer_auth("ya29.x").json(&json!({})).send();
     let (status, first) = json_of(post().await.unwrap()).await;
     assert_eq!(status, 429);
     assert_eq!(first["error"]["errors"][0]["reason"], "rateLimitExceeded");
@@ -70,14 +61,7 @@ async fn calendar_429_has_rate_limit_body_and_custom_bodies_pass_through() {
         401,
         "queue drained: normal behaviour again"
     );
-    let text = client()
-        .get(emu.jwks_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = client().get(emu.jwks_url()).send().await.unwrap().text().await.unwrap();
     assert_eq!(text, "<html>not json</html>");
 }
 
@@ -110,12 +94,7 @@ async fn drop_before_work_closes_the_connection_and_spends_nothing() {
         ("client_id", &emu.client_id()),
         ("client_secret", &emu.client_secret()),
     ];
-    let error = client()
-        .post(emu.token_url())
-        .form(&form)
-        .send()
-        .await
-        .unwrap_err();
+    let error = client().post(emu.token_url()).form(&form).send().await.unwrap_err();
     assert!(connection_dropped(&error), "{error:?}");
     assert_eq!(emu.user_refresh_tokens_live("u1"), 0);
     assert_eq!(exchange(&emu, &code).await.status(), 200);
@@ -133,20 +112,9 @@ async fn drop_after_work_spends_the_code_without_answering() {
         ("client_id", &emu.client_id()),
         ("client_secret", &emu.client_secret()),
     ];
-    assert!(
-        client()
-            .post(emu.token_url())
-            .form(&form)
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(client().post(emu.token_url()).form(&form).send().await.is_err());
     assert_eq!(emu.user_refresh_tokens_live("u1"), 1, "the work was done");
-    assert_eq!(
-        exchange(&emu, &code).await.status(),
-        400,
-        "the code is spent"
-    );
+    assert_eq!(exchange(&emu, &code).await.status(), 400, "the code is spent");
 }
 
 #[tokio::test]

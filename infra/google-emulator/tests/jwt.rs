@@ -17,9 +17,7 @@ async fn id_token_helper_is_valid_and_uses_the_latest_profile() {
     assert_eq!(claims_of(&token)["email"], "u1@example.com");
     sign_in(
         &emu,
-        CodeRequest::new("u1")
-            .email("someone@corp.example")
-            .hd("corp.example"),
+        CodeRequest::new("u1").email("someone@corp.example").hd("corp.example"),
     )
     .await;
     let claims = claims_of(&emu.id_token("u1"));
@@ -44,16 +42,9 @@ async fn signers_produce_the_intended_forgeries() {
         &jwks
     ));
     let foreign = emu.sign_jwt(rs256.clone(), claims.clone(), Signer::Foreign);
-    assert!(
-        !verifies_with(&foreign, &jwks),
-        "foreign key is never published"
-    );
+    assert!(!verifies_with(&foreign, &jwks), "foreign key is never published");
 
-    let none = emu.sign_jwt(
-        json!({"alg": "none", "typ": "JWT"}),
-        claims.clone(),
-        Signer::NoneAlg,
-    );
+    let none = emu.sign_jwt(json!({"alg": "none", "typ": "JWT"}), claims.clone(), Signer::NoneAlg);
     assert!(none.ends_with('.'));
     assert_eq!(claims_of(&none), claims);
 

@@ -40,21 +40,14 @@ async fn token_response_carries_verified_id_token() {
     assert_eq!(claims["email"], "u1@example.com");
     assert_eq!(claims["email_verified"], true);
     assert_eq!(claims["hd"], "example.org");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        3600
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
 }
 
 #[tokio::test]
 async fn hd_is_absent_for_consumer_accounts() {
     let emu = start().await;
     let body = sign_in(&emu, CodeRequest::new("u1")).await;
-    assert!(
-        claims_of(body["id_token"].as_str().unwrap())
-            .get("hd")
-            .is_none()
-    );
+    assert!(claims_of(body["id_token"].as_str().unwrap()).get("hd").is_none());
 }
 
 #[tokio::test]
@@ -112,10 +105,7 @@ async fn include_granted_scopes_returns_the_union() {
     let narrow = CodeRequest::new("u1")
         .scopes([SCOPE_OPENID])
         .include_granted_scopes(false);
-    assert_eq!(
-        scopes_of(&sign_in(&emu, narrow).await),
-        vec![SCOPE_OPENID.to_owned()]
-    );
+    assert_eq!(scopes_of(&sign_in(&emu, narrow).await), vec![SCOPE_OPENID.to_owned()]);
     // The grant itself keeps everything ever granted.
     assert_eq!(emu.granted_scopes("u1").len(), 4);
 }
@@ -153,11 +143,7 @@ async fn client_authentication() {
         body,
         json!({"error": "invalid_client", "error_description": "The OAuth client was not found."})
     );
-    let response = send(
-        "other.apps.googleusercontent.com".into(),
-        emu.client_secret(),
-    )
-    .await;
+    let response = send("other.apps.googleusercontent.com".into(), emu.client_secret()).await;
     assert_eq!(response.unwrap().status(), 401);
     let response = send(emu.client_id(), emu.client_secret()).await;
     assert_eq!(response.unwrap().status(), 200, "HTTP Basic is accepted");
@@ -166,39 +152,21 @@ async fn client_authentication() {
 #[tokio::test]
 async fn malformed_token_requests() {
     let emu = start().await;
-    let post =
-        |form: Vec<(&'static str, String)>| client().post(emu.token_url()).form(&form).send();
-    let creds = || {
-        vec![
-            ("client_id", emu.client_id()),
-            ("client_secret", emu.client_secret()),
-        ]
-    };
+    let post = |form: Vec<(&'static str, String)>| client().post(emu.token_url()).form(&form).send();
+    let creds = || vec![("client_id", emu.client_id()), ("client_secret", emu.client_secret())];
     let mut form = creds();
     form.push(("grant_type", "password".into()));
     let (status, body) = json_of(post(form).await.unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
     let mut form = creds();
     form.push(("grant_type", "authorization_code".into()));
     let (status, body) = json_of(post(form).await.unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
     let mut form = creds();
-    form.extend([
-        ("grant_type", "authorization_code".into()),
-        ("code", "4/0Anope".into()),
-    ]);
+    form.extend([("grant_type", "authorization_code".into()), ("code", "4/0Anope".into())]);
     form.push(("redirect_uri", "postmessage".into()));
     let (status, body) = json_of(post(form).await.unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
@@ -206,15 +174,12 @@ async fn refresh_grant_issues_a_new_access_token() {
     let emu = start().await;
     let first = sign_in(&emu, CodeRequest::new("u1")).await;
     sign_in(&emu, CodeRequest::new("u1").scopes([SCOPE_CALENDAR_EVENTS])).await;
-    let (status, body) =
-        json_of(refresh(&emu, first["refresh_token"].as_str().unwrap()).await).await;
+    let (status, body) = json_of(refresh(&emu, first["refresh_token"].as_str().unwrap()).await).await;
     assert_eq!(status, 200);
     assert!(body.get("refresh_token").is_none());
     assert_ne!(body["access_token"], first["access_token"]);
     assert_eq!(scopes_of(&body).len(), 4, "refresh covers the whole grant");
-    let id_token = body["id_token"]
-        .as_str()
-        .expect("openid granted → id_token");
+    let id_token = body["id_token"].as_str().expect("openid granted → id_token");
     assert_eq!(claims_of(id_token)["sub"], "u1");
 
     let (status, body) = json_of(refresh(&emu, "1//0gunknown").await).await;
@@ -230,12 +195,7 @@ async fn revoke_kills_the_whole_grant() {
     let emu = start().await;
     let first = sign_in(&emu, CodeRequest::new("u1")).await;
     let refresh_token = first["refresh_token"].as_str().unwrap();
-    let revoke = |token: String| {
-        client()
-            .post(emu.revoke_url())
-            .form(&[("token", token)])
-            .send()
-    };
+    let revoke = |token: String| client().post(emu.revoke_url()).form(&[("token", token)]).send();
     let (status, body) = json_of(revoke(refresh_token.into()).await.unwrap()).await;
     assert_eq!((status, body), (200, json!({})));
     assert_eq!(refresh(&emu, refresh_token).await.status(), 400);
@@ -247,26 +207,17 @@ async fn revoke_kills_the_whole_grant() {
         json!({"error": "invalid_token", "error_description": "Token expired or revoked"})
     );
     let again = sign_in(&emu, CodeRequest::new("u1")).await;
-    assert!(
-        again["refresh_token"].is_string(),
-        "a revoked grant starts over"
-    );
+    assert!(again["refresh_token"].is_string(), "a revoked grant starts over");
 }
 
 #[tokio::test]
 async fn revoking_an_access_token_in_the_query_revokes_the_refresh_token() {
     let emu = start().await;
     let body = sign_in(&emu, CodeRequest::new("u1")).await;
-    let url = format!(
-        "{}?token={}",
-        emu.revoke_url(),
-        body["access_token"].as_str().unwrap()
-    );
+    let url = format!("{}?token={}", emu.revoke_url(), body["access_token"].as_str().unwrap());
     assert_eq!(client().post(url).send().await.unwrap().status(), 200);
     assert_eq!(
-        refresh(&emu, body["refresh_token"].as_str().unwrap())
-            .await
-            .status(),
+        refresh(&emu, body["refresh_token"].as_str().unwrap()).await.status(),
         400
     );
 }
@@ -279,22 +230,12 @@ async fn jwks_has_google_cache_control() {
     })
     .await;
     let response = client().get(emu.jwks_url()).send().await.unwrap();
-    let cache_control = response.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        cache_control,
-        "public, max-age=42, must-revalidate, no-transform"
-    );
+    let cache_control = response.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert_eq!(cache_control, "public, max-age=42, must-revalidate, no-transform");
     let (_, jwks) = json_of(response).await;
     let key = &jwks["keys"][0];
     assert_eq!(
-        (
-            key["kty"].as_str(),
-            key["alg"].as_str(),
-            key["use"].as_str()
-        ),
+        (key["kty"].as_str(), key["alg"].as_str(), key["use"].as_str()),
         (Some("RSA"), Some("RS256"), Some("sig"))
     );
     assert_eq!(key["kid"], emu.current_kid());
@@ -321,8 +262,5 @@ async fn rotation_publishes_new_and_previous_key() {
     assert!(verifies_with(&emu.id_token("u1"), &jwks));
     emu.rotate_keys();
     let (_, jwks) = get_json(&emu.jwks_url()).await;
-    assert!(
-        !verifies_with(&old_token, &jwks),
-        "two rotations retire the first key"
-    );
+    assert!(!verifies_with(&old_token, &jwks), "two rotations retire the first key");
 }

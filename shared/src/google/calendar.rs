@@ -13,11 +13,7 @@ use crate::types::EventId;
 
 /// Path-segment encoding: everything but unreserved characters, so `@`, `/` and `#`
 /// in calendar ids cannot change the URL's meaning.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
@@ -101,22 +97,12 @@ impl CalendarClient {
     }
 
     /// `events.get`, used to return the existing event on an idempotent replay.
-    pub async fn get(
-        &self,
-        access_token: &Secret,
-        calendar_id: &str,
-        id: &EventId,
-    ) -> Result<Value, CalendarError> {
+    pub async fn get(&self, access_token: &Secret, calendar_id: &str, id: &EventId) -> Result<Value, CalendarError> {
         let url = format!("{}/{}", self.events_url(calendar_id), id.as_str());
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
-                .http
-                .get(&url)
-                .bearer_auth(access_token.expose())
-                .send()
-                .await;
+            let sent = self.http.get(&url).bearer_auth(access_token.expose()).send().await;
             match read(sent).await {
                 Err(CalendarError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {
                     tracing::warn!(attempt, reason = %reason, "Calendar get attempt failed; retrying");
@@ -129,8 +115,7 @@ impl CalendarClient {
 }
 
 async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, CalendarError> {
-    let response =
-        sent.map_err(|e| CalendarError::Unavailable(Transport::classify(&e).to_string()))?;
+    let response = sent.map_err(|e| CalendarError::Unavailable(Transport::classify(&e).to_string()))?;
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = response
@@ -141,9 +126,7 @@ async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, 
     if (200..300).contains(&status) {
         return match json {
             Some(event @ Value::Object(_)) => Ok(event),
-            _ => Err(CalendarError::Unusable(format!(
-                "HTTP {status} without a JSON event"
-            ))),
+            _ => Err(CalendarError::Unusable(format!("HTTP {status} without a JSON event"))),
         };
     }
     let error = json.as_ref().map(|j| &j["error"]);
@@ -158,9 +141,7 @@ async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, 
     let has = |reason: &str| reasons.contains(&reason);
     Err(match status {
         401 => CalendarError::Unauthorized,
-        403 if has("insufficientPermissions")
-            || message.contains("insufficient authentication scopes") =>
-        {
+        403 if has("insufficientPermissions") || message.contains("insufficient authentication scopes") => {
             CalendarError::InsufficientScope
         }
         403 if has("rateLimitExceeded") || has("userRateLimitExceeded") || has("quotaExceeded") => {

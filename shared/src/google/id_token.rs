@@ -131,12 +131,8 @@ impl IdTokenVerifier {
 
     fn check_claims(&self, claims: Claims) -> Result<VerifiedIdentity, Rejection> {
         let now = unix_now();
-        let exp = claims
-            .exp
-            .ok_or_else(|| Rejection::MissingClaim("exp".into()))?;
-        let iat = claims
-            .iat
-            .ok_or_else(|| Rejection::MissingClaim("iat".into()))?;
+        let exp = claims.exp.ok_or_else(|| Rejection::MissingClaim("exp".into()))?;
+        let iat = claims.iat.ok_or_else(|| Rejection::MissingClaim("iat".into()))?;
         if iat > now + CLOCK_SKEW_SECS as i64 {
             return Err(Rejection::IssuedInFuture);
         }
@@ -182,10 +178,7 @@ pub(crate) fn signing_kid(token: &str) -> Result<String, Rejection> {
         Some(other) => return Err(Rejection::UnsupportedAlgorithm(other.to_owned())),
         None => return Err(Rejection::Malformed),
     }
-    header
-        .kid
-        .filter(|k| !k.is_empty())
-        .ok_or(Rejection::MissingKid)
+    header.kid.filter(|k| !k.is_empty()).ok_or(Rejection::MissingKid)
 }
 
 pub(crate) fn map_jwt_error(kind: &ErrorKind) -> Rejection {
@@ -218,14 +211,8 @@ mod tests {
     #[test]
     fn header_algorithms_other_than_rs256_are_refused_by_name() {
         for alg in ["none", "HS256", "RS512", "ES256"] {
-            let token = format!(
-                "{}.e30.sig",
-                encode(&format!(r#"{{"alg":"{alg}","kid":"k"}}"#))
-            );
-            assert_eq!(
-                signing_kid(&token),
-                Err(Rejection::UnsupportedAlgorithm(alg.into()))
-            );
+            let token = format!("{}.e30.sig", encode(&format!(r#"{{"alg":"{alg}","kid":"k"}}"#)));
+            assert_eq!(signing_kid(&token), Err(Rejection::UnsupportedAlgorithm(alg.into())));
         }
         let no_kid = format!("{}.e30.sig", encode(r#"{"alg":"RS256"}"#));
         assert_eq!(signing_kid(&no_kid), Err(Rejection::MissingKid));

@@ -64,11 +64,7 @@ impl JwksCache {
         Self::with_refetch_interval(url, http, Duration::from_secs(10))
     }
 
-    pub fn with_refetch_interval(
-        url: impl Into<String>,
-        http: reqwest::Client,
-        interval: Duration,
-    ) -> Self {
+    pub fn with_refetch_interval(url: impl Into<String>, http: reqwest::Client, interval: Duration) -> Self {
         Self {
             url: url.into(),
             http,
@@ -90,9 +86,7 @@ impl JwksCache {
                 if let Some(key) = state.keys.get(kid) {
                     return Ok(key.clone());
                 }
-                let recently = state
-                    .fetched_at
-                    .is_some_and(|at| now - at < self.min_refetch_interval);
+                let recently = state.fetched_at.is_some_and(|at| now - at < self.min_refetch_interval);
                 if recently {
                     return Err(JwksError::UnknownKid);
                 }
@@ -162,17 +156,13 @@ impl JwksCache {
         let max_age = max_age(response.headers())
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(self.min_refetch_interval, MAX_MAX_AGE);
-        let set: JwkSet = response
-            .json()
-            .await
-            .map_err(|e| format!("JWKS body unusable: {e}"))?;
+        let set: JwkSet = response.json().await.map_err(|e| format!("JWKS body unusable: {e}"))?;
         let keys: HashMap<_, _> = set
             .keys
             .into_iter()
             .filter(|k| k.kty == "RSA" && k.alg.as_deref().is_none_or(|a| a == "RS256"))
             .filter_map(|k| {
-                let key =
-                    DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
+                let key = DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
                 Some((k.kid?, Arc::new(key)))
             })
             .collect();
@@ -204,9 +194,7 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CACHE_CONTROL,
-            "public, max-age=19800, must-revalidate, no-transform"
-                .parse()
-                .unwrap(),
+            "public, max-age=19800, must-revalidate, no-transform".parse().unwrap(),
         );
         assert_eq!(max_age(&headers), Some(Duration::from_secs(19800)));
         headers.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());

@@ -7,13 +7,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
-    BasicTokenIntrospectionResponse, BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
 };
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AsyncHttpClient, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, HttpRequest, HttpResponse, RefreshToken, RequestTokenError, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,10 +88,7 @@ enum Failure {
     #[error("{0}")]
     Transport(Transport),
     #[error("HTTP {status}")]
-    Status {
-        status: u16,
-        retry_after: Option<u32>,
-    },
+    Status { status: u16, retry_after: Option<u32> },
     #[error("request could not be built")]
     Build,
 }
@@ -110,8 +107,7 @@ impl OAuthClient {
         revoke_url: &str,
         http: reqwest::Client,
     ) -> Result<Self, String> {
-        let token_url =
-            TokenUrl::new(token_url.to_owned()).map_err(|e| format!("GOOGLE_TOKEN_URL: {e}"))?;
+        let token_url = TokenUrl::new(token_url.to_owned()).map_err(|e| format!("GOOGLE_TOKEN_URL: {e}"))?;
         let client = Client::new(ClientId::new(client_id.to_owned()))
             .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
             .set_auth_type(AuthType::RequestBody)
@@ -144,21 +140,14 @@ impl OAuthClient {
         })
     }
 
-    pub fn refresh<'a>(
-        &'a self,
-        refresh_token: &Secret,
-    ) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
+    pub fn refresh<'a>(&'a self, refresh_token: &Secret) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
         let token = RefreshToken::new(refresh_token.expose().to_owned());
         Box::pin(async move {
             let send = Sender {
                 http: &self.http,
                 replay: Replay::Safe,
             };
-            let response = self
-                .client
-                .exchange_refresh_token(&token)
-                .request_async(&send)
-                .await;
+            let response = self.client.exchange_refresh_token(&token).request_async(&send).await;
             into_grant(response)
         })
     }
@@ -183,9 +172,7 @@ impl OAuthClient {
                     continue;
                 }
                 Err(err) => {
-                    return Err(TokenError::Unavailable(
-                        Transport::classify(&err).to_string(),
-                    ));
+                    return Err(TokenError::Unavailable(Transport::classify(&err).to_string()));
                 }
             };
             let status = response.status();
@@ -224,11 +211,7 @@ impl<'c> AsyncHttpClient<'c> for Sender<'_> {
     }
 }
 
-async fn send(
-    http: &reqwest::Client,
-    request: HttpRequest,
-    replay: Replay,
-) -> Result<HttpResponse, Failure> {
+async fn send(http: &reqwest::Client, request: HttpRequest, replay: Replay) -> Result<HttpResponse, Failure> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -280,18 +263,13 @@ fn into_grant(
         Ok(token) => Ok(TokenGrant {
             access_token: Secret::new(token.access_token().secret().clone()),
             expires_in: token.expires_in(),
-            refresh_token: token
-                .refresh_token()
-                .map(|t| Secret::new(t.secret().clone())),
-            scopes: token
-                .scopes()
-                .map(|scopes| scopes.iter().map(|s| s.as_str()).collect()),
+            refresh_token: token.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            scopes: token.scopes().map(|scopes| scopes.iter().map(|s| s.as_str()).collect()),
             id_token: match token.extra_fields().id_token.as_deref() {
                 None => None,
-                Some(raw) => Some(
-                    IdToken::parse(raw)
-                        .ok_or_else(|| TokenError::Unusable("id_token is not a JWT".into()))?,
-                ),
+                Some(raw) => {
+                    Some(IdToken::parse(raw).ok_or_else(|| TokenError::Unusable("id_token is not a JWT".into()))?)
+                }
             },
         }),
         Err(RequestTokenError::ServerResponse(err)) => match err.error() {
@@ -306,9 +284,7 @@ fn into_grant(
                 status: 429,
                 retry_after,
             } => TokenError::RateLimited { retry_after },
-            Failure::Status { status, .. } => {
-                TokenError::Unavailable(format!("token endpoint answered {status}"))
-            }
+            Failure::Status { status, .. } => TokenError::Unavailable(format!("token endpoint answered {status}")),
             Failure::Transport(Transport::Lost) => {
                 TokenError::Unusable("connection lost before Google answered".into())
             }
@@ -316,9 +292,9 @@ fn into_grant(
             Failure::Build => TokenError::Unusable("request could not be built".into()),
         }),
         // The body is deliberately dropped: it may hold tokens.
-        Err(RequestTokenError::Parse(_, _)) => Err(TokenError::Unusable(
-            "token response is not the expected JSON".into(),
-        )),
+        Err(RequestTokenError::Parse(_, _)) => {
+            Err(TokenError::Unusable("token response is not the expected JSON".into()))
+        }
         Err(RequestTokenError::Other(reason)) => Err(TokenError::Unusable(reason)),
     }
 }

@@ -76,8 +76,7 @@ pub fn scopes_of(token_response: &Value) -> Vec<String> {
 
 pub fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).expect("JWT part");
-    serde_json::from_slice(&BASE64URL_NOPAD.decode(part.as_bytes()).expect("base64url"))
-        .expect("JSON part")
+    serde_json::from_slice(&BASE64URL_NOPAD.decode(part.as_bytes()).expect("base64url")).expect("JSON part")
 }
 
 pub fn header_of(token: &str) -> Value {
@@ -91,19 +90,10 @@ pub fn claims_of(token: &str) -> Value {
 /// Verifies an RS256 JWT against a JWKS document, by `kid`.
 pub fn verifies_with(token: &str, jwks: &Value) -> bool {
     let kid = header_of(token)["kid"].clone();
-    let Some(jwk) = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|key| key["kid"] == kid)
-    else {
+    let Some(jwk) = jwks["keys"].as_array().unwrap().iter().find(|key| key["kid"] == kid) else {
         return false;
     };
-    let b64 = |field: &str| {
-        BASE64URL_NOPAD
-            .decode(jwk[field].as_str().unwrap().as_bytes())
-            .unwrap()
-    };
+    let b64 = |field: &str| BASE64URL_NOPAD.decode(jwk[field].as_str().unwrap().as_bytes()).unwrap();
     let (signing_input, signature) = token.rsplit_once('.').unwrap();
     let Ok(signature) = BASE64URL_NOPAD.decode(signature.as_bytes()) else {
         return false;
@@ -112,12 +102,8 @@ pub fn verifies_with(token: &str, jwks: &Value) -> bool {
         n: b64("n"),
         e: b64("e"),
     };
-    key.verify(
-        &RSA_PKCS1_2048_8192_SHA256,
-        signing_input.as_bytes(),
-        &signature,
-    )
-    .is_ok()
+    key.verify(&RSA_PKCS1_2048_8192_SHA256, signing_input.as_bytes(), &signature)
+        .is_ok()
 }
 
 pub async fn get_json(url: &str) -> (u16, Value) {

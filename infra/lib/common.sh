@@ -1,0 +1,47 @@
+# Shared by infra/dev, infra/test and infra/bench: the project-local venv and the
+# local AWS emulator. Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
+# Local emulators accept any credentials; never real ones.
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export SAM_CLI_TELEMETRY=0
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Creates .venv and installs infra/requirements.txt once (again when it changes).
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha"
+  local want
+  want="$(sha256sum "$ROOT/infra/requirements.txt" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "installing Python tools into .venv (first run only)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/infra/requirements.txt"
+  echo "$want" > "$stamp"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # port, what
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$2 did not start on port $1" >&2
+  return 1
+}
+
+# Starts moto (DynamoDB + KMS) on a free port; sets MOTO_ENDPOINT and MOTO_PID.
+start_moto() {
+  local port
+  port="$(free_port)"
+  moto_server -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  MOTO_PID=$!
+  wait_for_port "$port" "moto_server"
+  export MOTO_ENDPOINT="http://127.0.0.1:$port"
+}

@@ -1,0 +1,147 @@
+//! moto (DynamoDB + KMS) for the tests: reached over HTTP through the real AWS SDK.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, TimeToLiveSpecification};
+use serde_yaml::Value as Yaml;
+
+/// `MOTO_ENDPOINT` if the caller started moto (as `infra/test` does); otherwise a
+/// moto server of our own, started once for this test binary and stopped with it.
+pub fn moto_endpoint() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => endpoint,
+            _ => spawn_moto(),
+        })
+        .clone()
+}
+
+fn spawn_moto() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    let binary = if venv.exists() {
+        venv.display().to_string()
+    } else {
+        "moto_server".to_owned()
+    };
+    // The watcher loop stops moto when this test process exits, however it exits.
+    let script = format!(
+        "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+        pid = std::process::id()
+    );
+    let mut watcher = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start moto_server (run infra/test, or pip install 'moto[server]')");
+    // Reaped in the background; it ends with this process.
+    std::thread::spawn(move || watcher.wait());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// The `TokensTable` definition of `template.yaml`: tests create exactly the table
+/// production gets, so code and template cannot drift apart.
+pub fn table_definition() -> Yaml {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).expect("read template.yaml");
+    let template: Yaml = serde_yaml::from_str(&text).expect("template.yaml parses");
+    template["Resources"]["TokensTable"]["Properties"].clone()
+}
+
+pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let props = table_definition();
+    let name = format!("tokens-{}", unique());
+    let mut create = client.create_table().table_name(&name);
+    for attr in props["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+    {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attr["AttributeName"].as_str().unwrap())
+                .attribute_type(attr["AttributeType"].as_str().unwrap().into())
+                .build()
+                .unwrap(),
+        );
+    }
+    for key in props["KeySchema"].as_sequence().expect("KeySchema") {
+        create = create.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key["AttributeName"].as_str().unwrap())
+                .key_type(key["KeyType"].as_str().unwrap().into())
+                .build()
+                .unwrap(),
+        );
+    }
+    let billing = props["BillingMode"].as_str().expect("BillingMode");
+    create
+        .billing_mode(BillingMode::from(billing))
+        .send()
+        .await
+        .expect("create table");
+    let ttl = &props["TimeToLiveSpecification"];
+    client
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(ttl["AttributeName"].as_str().unwrap())
+                .enabled(ttl["Enabled"].as_bool().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+    name
+}
+
+pub async fn create_key(client: &aws_sdk_kms::Client) -> String {
+    let key = client
+        .create_key()
+        .description("tokens (tests)")
+        .send()
+        .await
+        .expect("create key");
+    let id = key.key_metadata.expect("metadata").key_id;
+    let alias = format!("alias/tokens-{}", unique());
+    client
+        .create_alias()
+        .alias_name(&alias)
+        .target_key_id(&id)
+        .send()
+        .await
+        .expect("alias");
+    alias
+}
+
+fn unique() -> String {
+    let mut bytes = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,99 @@
+//! `GET /me` and `DELETE /me/google` (SPEC §2, §8).
+
+use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
+use integration_tests::{Function, Req, Stack};
+use lambda_http::Body;
+
+async fn disconnect(stack: &Stack, bearer: &str) -> integration_tests::Reply {
+    stack
+        .send(
+            Function::Account,
+            Req::new("DELETE", "/me/google").bearer(bearer).build(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn me_reports_each_state() {
+    let stack = Stack::start().await;
+    let stranger = stack.google.id_token("acc0");
+    let me = stack.me(&stranger).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        (me.body["status"].as_str(), me.body["offline_access"].as_bool()),
+        (Some("not_connected"), Some(false))
+    );
+    assert_eq!(me.body["user"]["sub"], "acc0");
+
+    let bearer = stack.connect_calendar("acc1").await;
+    let me = stack.me(&bearer).await;
+    assert_eq!(me.body["status"], "active");
+    assert_eq!(me.body["offline_access"], true);
+    assert!(
+        me.body["granted_scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == integration_tests::CALENDAR_EVENTS)
+    );
+    assert!(
+        time::OffsetDateTime::parse(
+            me.body["updated_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok()
+    );
+
+    stack
+        .app
+        .vault
+        .mark_reauthorization_required("acc1", None)
+        .await
+        .unwrap();
+    assert_eq!(stack.me(&bearer).await.body["status"], "reauthorization_required");
+}
+
+#[tokio::test]
+async fn disconnect_revokes_deletes_and_is_idempotent() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("acc2").await;
+    let reply = disconnect(&stack, &bearer).await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.raw.is_empty());
+    assert_eq!(stack.google.hits().revoke, 1);
+    assert_eq!(stack.google.user_refresh_tokens_live("acc2"), 0, "revoked at Google");
+    assert!(stack.grant_item("acc2").await.is_none(), "ciphertext gone");
+    assert_eq!(disconnect(&stack, &bearer).await.status, 204);
+    assert_eq!(stack.me(&bearer).await.body["status"], "not_connected");
+}
+
+#[tokio::test]
+async fn disconnect_deletes_locally_when_google_is_down() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("acc3").await;
+    stack
+        .google
+        .inject(Fault::new(Endpoint::Revoke, FaultKind::DropBeforeWork).times(3));
+    assert_eq!(disconnect(&stack, &bearer).await.status, 204);
+    assert!(stack.grant_item("acc3").await.is_none());
+}
+
+#[tokio::test]
+async fn account_routes_need_a_bearer() {
+    let stack = Stack::start().await;
+    let reply = stack.send(Function::Account, Req::get("/me").build()).await;
+    reply.assert_problem(401, "unauthenticated");
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    let req = http::Request::builder()
+        .method("DELETE")
+        .uri("/me/google")
+        .header("authorization", "Bearer x.y.z")
+        .body(Body::Empty)
+        .unwrap();
+    let reply = stack.send(Function::Account, req).await;
+    reply.assert_problem(401, "unauthenticated");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+}

@@ -1,0 +1,10 @@
+//! Integration tests against moto and the Google emulator, through the handlers.
+//! Each module proves one part of the contract (`../shared/SPEC.md`).
+
+mod account;
+mod events;
+mod exchange;
+mod http_conventions;
+mod risc;
+mod upgrade;
+mod verifier;
