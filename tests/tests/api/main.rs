@@ -5,6 +5,8 @@ mod account;
 mod events;
 mod exchange;
 mod http_conventions;
+mod hygiene;
 mod risc;
+mod template;
 mod upgrade;
 mod verifier;
