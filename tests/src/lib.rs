@@ -100,6 +100,15 @@ impl Stack {
         build_app(&self.google, &self.table, &self.key_id, &self.sdk, options)
     }
 
+    /// A container whose DynamoDB and KMS endpoint refuses every connection.
+    pub async fn container_without_aws(&self) -> App {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port");
+        let sdk = aws::sdk_config(&format!("http://{closed}")).await;
+        build_app(&self.google, &self.table, &self.key_id, &sdk, &Options::default())
+    }
+
     pub async fn send(&self, function: Function, req: http::Request<Body>) -> Reply {
         send_to(&self.app, function, req).await
     }

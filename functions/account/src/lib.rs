@@ -13,7 +13,7 @@ pub const NEEDS: Needs = Needs {
     kms: true,
     client_secret: false,
 };
-static ROUTES: [Route; 2] = [Route::new(Method::GET, "/me"), Route::new(Method::DELETE, "/me/google")];
+pub static ROUTES: [Route; 2] = [Route::new(Method::GET, "/me"), Route::new(Method::DELETE, "/me/google")];
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::serve(&app.cors, &ROUTES, req, |route, req| async move {

@@ -20,7 +20,7 @@ pub const NEEDS: Needs = Needs {
     kms: true,
     client_secret: true,
 };
-static ROUTES: [Route; 1] = [Route::new(Method::POST, "/calendar/events")];
+pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/calendar/events")];
 const SEND_UPDATES: [&str; 3] = ["all", "externalOnly", "none"];
 /// Google's access tokens live an hour; assume so when `expires_in` is missing.
 const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);

@@ -12,7 +12,7 @@ pub const NEEDS: Needs = Needs {
     kms: true,
     client_secret: true,
 };
-static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/exchange")];
+pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/exchange")];
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::serve(&app.cors, &ROUTES, req, |_, req| exchange(app, req)).await

@@ -19,7 +19,7 @@ pub const NEEDS: Needs = Needs {
     kms: false,
     client_secret: false,
 };
-static ROUTES: [Route; 1] = [Route::new(Method::POST, "/risc")];
+pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/risc")];
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::serve(&app.cors, &ROUTES, req, |_, req| receive(app, req)).await

@@ -14,7 +14,7 @@ pub const NEEDS: Needs = Needs {
     kms: true,
     client_secret: true,
 };
-static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/upgrade")];
+pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/upgrade")];
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::serve(&app.cors, &ROUTES, req, |_, req| upgrade(app, req)).await

@@ -4,6 +4,7 @@
 mod account;
 mod events;
 mod exchange;
+mod faults;
 mod http_conventions;
 mod hygiene;
 mod risc;

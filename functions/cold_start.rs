@@ -1,0 +1,62 @@
+//! Shared by every function crate (`[[test]] path = "../cold_start.rs"`): a missing
+//! required variable ends the cold start before the first invocation, with one log
+//! line naming the variable (SPEC §8).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// This package's binary: cargo builds it next to the test's own directory.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join(env!("CARGO_PKG_NAME"))
+}
+
+fn run_without(missing: &str) -> (bool, String) {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in [
+        ("GOOGLE_CLIENT_ID", "client.apps.googleusercontent.com"),
+        ("GOOGLE_CLIENT_SECRET", "not-a-real-secret"),
+        ("TOKENS_TABLE", "tokens"),
+        ("TOKENS_KMS_KEY_ID", "alias/tokens"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        if name != missing {
+            cmd.env(name, value);
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the function binary");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{} did not exit without {missing}", env!("CARGO_PKG_NAME"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("output");
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (status.success(), logs)
+}
+
+#[test]
+fn missing_required_configuration_ends_the_cold_start_naming_the_variable() {
+    for missing in ["GOOGLE_CLIENT_ID", "TOKENS_TABLE"] {
+        let (success, logs) = run_without(missing);
+        assert!(!success, "exit status must report the failure");
+        assert!(logs.contains(missing), "log names {missing}: {logs}");
+        assert!(logs.lines().count() <= 3, "at most a few log lines: {logs}");
+        assert!(!logs.contains("not-a-real-secret"), "the secret is never logged");
+    }
+}

@@ -1,0 +1,92 @@
+//! Worst-day behaviour (SPEC §3, §5, §8): AWS unreachable, Google slower than our
+//! timeout, Google failing then recovering. Each answer is the spec's, and nothing is
+//! left half-written.
+
+use std::time::Duration;
+
+use integration_tests::google_emulator::{CodeRequest, Endpoint, Fault, FaultKind};
+use integration_tests::{Function, Req, Stack, send_to};
+use serde_json::json;
+
+fn event() -> serde_json::Value {
+    json!({"start": {"dateTime": "2031-06-01T09:00:00Z"}, "end": {"dateTime": "2031-06-01T10:00:00Z"}})
+}
+
+#[tokio::test]
+async fn dynamodb_and_kms_unreachable_is_503_with_retry_after() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("f1").await;
+    let before = stack.snapshot().await;
+    let offline = stack.container_without_aws().await;
+
+    let code = stack
+        .google
+        .mint_code(CodeRequest::new("f2").offline(true).consent(true));
+    let req = Req::post("/auth/exchange").csrf().json(&json!({ "code": code }));
+    let reply = send_to(&offline, Function::Exchange, req.build()).await;
+    reply.assert_problem(503, "upstream_unavailable");
+    assert!(reply.header("retry-after").unwrap().parse::<u32>().unwrap() >= 1);
+
+    stack.google.reset_hits();
+    let req = Req::post("/calendar/events").bearer(&bearer).json(&event());
+    send_to(&offline, Function::Events, req.build())
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    assert_eq!(stack.google.hits().calendar_insert, 0, "no event without the grant");
+
+    send_to(&offline, Function::Account, Req::get("/me").bearer(&bearer).build())
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    assert_eq!(stack.snapshot().await, before, "nothing written anywhere");
+}
+
+#[tokio::test]
+async fn token_endpoint_slower_than_our_timeout_is_503_and_the_code_is_not_resent() {
+    let stack = Stack::start().await;
+    stack
+        .google
+        .inject(Fault::new(Endpoint::Token, FaultKind::Latency(Duration::from_secs(4))));
+    let code = stack
+        .google
+        .mint_code(CodeRequest::new("f3").offline(true).consent(true));
+    let started = std::time::Instant::now();
+    stack.exchange(&code).await.assert_problem(503, "upstream_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(4), "our 2 s test timeout fired");
+    assert_eq!(
+        stack.google.hits().token_authorization_code,
+        1,
+        "a code is never sent twice"
+    );
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn calendar_timeouts_and_5xx_are_retried_into_exactly_one_event() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("f4").await;
+    stack.google.inject(Fault::new(
+        Endpoint::CalendarInsert,
+        FaultKind::Latency(Duration::from_secs(3)),
+    ));
+    stack.google.inject(Fault::status(Endpoint::CalendarInsert, 503));
+    let reply = stack.create_event(&bearer, &event(), None).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        stack.google.events("f4", "primary").len(),
+        1,
+        "the slow first attempt and the retries made one event"
+    );
+    assert_eq!(stack.google.hits().calendar_insert, 3, "at most three attempts");
+}
+
+#[tokio::test]
+async fn calendar_401_refreshes_once_and_retries() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("f5").await;
+    assert_eq!(stack.create_event(&bearer, &event(), None).await.status, 201);
+    stack.google.expire_access_tokens("f5");
+    stack.google.reset_hits();
+    assert_eq!(stack.create_event(&bearer, &event(), None).await.status, 201);
+    let hits = stack.google.hits();
+    assert_eq!((hits.calendar_insert, hits.token_refresh), (2, 1));
+}
