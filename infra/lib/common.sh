@@ -1,5 +1,5 @@
-# Shared by infra/dev, infra/test and infra/bench: the project-local venv and the
-# local AWS emulator. Sourced, not executed.
+# Shared by infra/dev, infra/test, infra/fuzz-api and infra/bench: the project-local venv
+# and the local AWS emulator. Sourced, not executed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
