@@ -84,15 +84,15 @@ async fn create_event(app: &App, req: Request) -> Result<Response, ApiError> {
     }
     let refresh_token = grant.refresh_token.ok_or(ApiError::OfflineAccessRequired)?;
 
-    let id = match (&key, event.get("id").and_then(Value::as_str)) {
+    let id = match (&key, event.get("id")) {
         (Some(key), _) => EventId::derive(sub, &calendar_id, key),
-        (None, Some(own)) => EventId::parse(own).ok_or_else(|| {
+        (None, None | Some(Value::Null)) => EventId::random(),
+        (None, Some(own)) => own.as_str().and_then(EventId::parse).ok_or_else(|| {
             ApiError::InvalidEvent(vec![FieldError::new(
                 "id",
                 "'id' must be 5-1024 characters a-v or 0-9.",
             )])
         })?,
-        (None, None) => EventId::random(),
     };
     event.insert("id".into(), Value::String(id.as_str().to_owned()));
     let event = Value::Object(event);

@@ -141,6 +141,13 @@ async fn invalid_bodies_are_refused_before_google() {
         .send(Function::Events, wrong_type.build())
         .await
         .assert_problem(415, "unsupported_media_type");
+    for bad_id in [json!(123), json!("UPPER-CASE"), json!("abc")] {
+        let mut body = event();
+        body["id"] = bad_id;
+        let reply = stack.create_event(&bearer, &body, None).await;
+        reply.assert_problem(422, "invalid_event");
+        assert_eq!(reply.body["errors"][0]["field"], "id");
+    }
     let bad_key = stack.create_event(&bearer, &event(), Some("has space")).await;
     bad_key.assert_problem(400, "invalid_request");
     let bad_updates = Req::post("/calendar/events?sendUpdates=sometimes")
