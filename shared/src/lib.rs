@@ -13,6 +13,8 @@ pub mod error;
 pub mod event;
 pub mod google;
 pub mod http;
+#[cfg(test)]
+mod properties;
 pub mod secret;
 pub mod telemetry;
 pub mod types;
