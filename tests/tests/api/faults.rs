@@ -90,3 +90,30 @@ async fn calendar_401_refreshes_once_and_retries() {
     let hits = stack.google.hits();
     assert_eq!((hits.calendar_insert, hits.token_refresh), (2, 1));
 }
+
+#[tokio::test]
+async fn parallel_events_across_users_with_one_key_each_create_one_event_per_user() {
+    let stack = Stack::start().await;
+    let users: Vec<String> = (0..6).map(|i| format!("par{i}")).collect();
+    let mut bearers = Vec::new();
+    for user in &users {
+        bearers.push(stack.connect_calendar(user).await);
+    }
+    let stack = &stack;
+    let calls = bearers.iter().flat_map(|bearer| {
+        (0..4).map(move |_| async move { stack.create_event(bearer, &event(), Some("same-key")).await })
+    });
+    let replies = futures::future::join_all(calls).await;
+    for reply in &replies {
+        assert!(matches!(reply.status, 200 | 201), "{}", reply.body);
+    }
+    for user in &users {
+        assert_eq!(
+            stack.google.events(user, "primary").len(),
+            1,
+            "{user}: one event for one key"
+        );
+    }
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, users.len(), "one 201 per user, the other requests are replays");
+}
