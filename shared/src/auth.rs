@@ -91,11 +91,15 @@ pub async fn redeem_code(
 pub fn token_error(err: TokenError) -> ApiError {
     match err {
         TokenError::InvalidGrant => ApiError::InvalidGrant,
-        TokenError::RateLimited { retry_after } => ApiError::RateLimited {
-            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-        },
+        TokenError::RateLimited { retry_after } => google_rate_limited(retry_after),
         TokenError::Unavailable(reason) => google_unavailable(reason, None),
         TokenError::Unusable(reason) => ApiError::Upstream(reason),
+    }
+}
+
+pub fn google_rate_limited(retry_after: Option<u32>) -> ApiError {
+    ApiError::RateLimited {
+        retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::http::{HeaderValue, Method, StatusCode};
 use lambda_http::Request;
 use serde_json::Value;
-use shared::auth::{authenticate, google_unavailable, token_error};
+use shared::auth::{authenticate, google_rate_limited, google_unavailable, token_error};
 use shared::error::FieldError;
 use shared::google::{CalendarError, TokenError};
 use shared::http::{self, Response, Route};
@@ -166,9 +166,7 @@ async fn access_token(app: &App, sub: &str, refresh_ct: &Ciphertext, force: bool
 fn calendar_error(err: CalendarError) -> ApiError {
     match err {
         CalendarError::InsufficientScope => ApiError::ScopeRequired,
-        CalendarError::RateLimited { retry_after } => ApiError::RateLimited {
-            retry_after: retry_after.unwrap_or(shared::google::calendar::DEFAULT_RETRY_AFTER.as_secs() as u32),
-        },
+        CalendarError::RateLimited { retry_after } => google_rate_limited(retry_after),
         CalendarError::NotFound => ApiError::NotFound("Google Calendar has no such calendar for this user.".into()),
         CalendarError::Refused(message) => ApiError::InvalidEvent(vec![FieldError { field: None, message }]),
         CalendarError::Unavailable(reason) => google_unavailable(reason, None),

@@ -2,8 +2,6 @@
 //! client-chosen event id, so retrying after a timeout can never create a second
 //! event: Google answers 409 to the retry instead.
 
-use std::time::Duration;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -156,9 +154,6 @@ async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, 
     })
 }
 
-/// How long to ask clients to wait when Google gave no `Retry-After`.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +162,7 @@ mod tests {
     fn calendar_ids_are_encoded_as_one_path_segment() {
         let client = CalendarClient::new(
             "https://calendar.test/calendar/v3/",
-            crate::google::outbound::http_client(Duration::from_secs(1)),
+            crate::google::outbound::http_client(std::time::Duration::from_secs(1)),
         );
         assert_eq!(
             client.events_url("team@example.com/x#y"),
