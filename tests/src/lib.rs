@@ -165,6 +165,22 @@ impl Stack {
         self.send(Function::Events, req.build()).await
     }
 
+    /// An event call for a user whose grant is dead: 401 `reauthorization_required`,
+    /// and neither the token endpoint nor Calendar is called.
+    pub async fn assert_events_refused_without_google(&self, bearer: &str) {
+        self.google.reset_hits();
+        let event = json!({"start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}});
+        self.create_event(bearer, &event, None)
+            .await
+            .assert_problem(401, "reauthorization_required");
+        let hits = self.google.hits();
+        assert_eq!(
+            (hits.token_refresh, hits.calendar_insert),
+            (0, 0),
+            "no Google call while reauthorization is required"
+        );
+    }
+
     pub async fn me(&self, bearer: &str) -> Reply {
         self.send(Function::Account, Req::get("/me").bearer(bearer).build())
             .await

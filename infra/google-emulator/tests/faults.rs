@@ -87,14 +87,7 @@ async fn drop_before_work_closes_the_connection_and_spends_nothing() {
     let emu = start().await;
     emu.inject(Fault::new(Endpoint::Token, FaultKind::DropBeforeWork));
     let code = emu.mint_code(CodeRequest::new("u1"));
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", "postmessage"),
-        ("client_id", &emu.client_id()),
-        ("client_secret", &emu.client_secret()),
-    ];
-    let error = client().post(emu.token_url()).form(&form).send().await.unwrap_err();
+    let error = try_exchange(&emu, &code).await.unwrap_err();
     assert!(connection_dropped(&error), "{error:?}");
     assert_eq!(emu.user_refresh_tokens_live("u1"), 0);
     assert_eq!(exchange(&emu, &code).await.status(), 200);
@@ -105,14 +98,7 @@ async fn drop_after_work_spends_the_code_without_answering() {
     let emu = start().await;
     emu.inject(Fault::new(Endpoint::Token, FaultKind::DropAfterWork));
     let code = emu.mint_code(CodeRequest::new("u1"));
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", "postmessage"),
-        ("client_id", &emu.client_id()),
-        ("client_secret", &emu.client_secret()),
-    ];
-    assert!(client().post(emu.token_url()).form(&form).send().await.is_err());
+    assert!(try_exchange(&emu, &code).await.is_err());
     assert_eq!(emu.user_refresh_tokens_live("u1"), 1, "the work was done");
     assert_eq!(exchange(&emu, &code).await.status(), 400, "the code is spent");
 }

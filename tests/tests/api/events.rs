@@ -198,16 +198,7 @@ async fn revoked_grant_needs_reauthorization_until_the_user_signs_in_again() {
         "dead token dropped"
     );
 
-    stack.google.reset_hits();
-    stack
-        .create_event(&bearer, &event(), None)
-        .await
-        .assert_problem(401, "reauthorization_required");
-    assert_eq!(
-        stack.google.hits().token_refresh,
-        0,
-        "no Google call while reauthorization is required"
-    );
+    stack.assert_events_refused_without_google(&bearer).await;
 
     let bearer = stack.connect_calendar("ev7").await;
     assert_eq!(stack.me(&bearer).await.body["status"], "active");

@@ -27,6 +27,15 @@ pub async fn exchange(emu: &Emulator, code: &str) -> Response {
 }
 
 pub async fn exchange_with(emu: &Emulator, code: &str, redirect_uri: &str) -> Response {
+    try_exchange_with(emu, code, redirect_uri).await.expect("token request")
+}
+
+/// The same request, for faults where no answer comes back.
+pub async fn try_exchange(emu: &Emulator, code: &str) -> reqwest::Result<Response> {
+    try_exchange_with(emu, code, "postmessage").await
+}
+
+async fn try_exchange_with(emu: &Emulator, code: &str, redirect_uri: &str) -> reqwest::Result<Response> {
     client()
         .post(emu.token_url())
         .form(&[
@@ -38,7 +47,6 @@ pub async fn exchange_with(emu: &Emulator, code: &str, redirect_uri: &str) -> Re
         ])
         .send()
         .await
-        .expect("token request")
 }
 
 pub async fn refresh(emu: &Emulator, refresh_token: &str) -> Response {
