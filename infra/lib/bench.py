@@ -1070,7 +1070,7 @@ def write_markdown(path, results, checks):
         lines += [
             "## ID-token verification (criterion)",
             "",
-            "`cargo bench -p shared --bench verify` (`shared/benches/verify.rs`), pinned to one core:",
+            "`cargo bench -p integration-tests --bench verify` (`tests/benches/verify.rs`), pinned to one core:",
             "a Google-signed RS256 ID token verified with a warm JWKS cache (header, cached key,",
             "signature, every claim check) on a current-thread Tokio runtime.",
             "",

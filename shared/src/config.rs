@@ -1,4 +1,4 @@
-//! Configuration (SPEC §4), read once per cold start.
+//! Configuration (README, Configuration), read once per cold start.
 
 use std::time::Duration;
 
@@ -13,6 +13,15 @@ pub const DEFAULT_RISC_ISSUER: &str = "https://accounts.google.com/";
 /// Every outbound call must finish within 10 s (SPEC §8); a little less leaves room
 /// for the response inside a 15 s Lambda timeout.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What a function requires of its configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// Encrypts or decrypts tokens: `TOKENS_KMS_KEY_ID` is required.
+    pub kms: bool,
+    /// Calls the token endpoint: the client secret is required.
+    pub client_secret: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +43,8 @@ pub struct Config {
     /// `None` accepts any account; `Some` only Workspace accounts of these domains.
     pub allowed_hosted_domains: Option<Vec<String>>,
     pub http_timeout: Duration,
+    /// The team's EventBridge bus for lifecycle and job events (unset: only logged).
+    pub event_bus_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,10 +56,9 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads the process environment. `needs_kms` is false only for functions that
-    /// never encrypt or decrypt a token.
-    pub fn from_env(needs_kms: bool) -> Result<Self, ConfigError> {
-        Self::from_lookup(needs_kms, |name| std::env::var(name).ok())
+    /// Reads the process environment.
+    pub fn from_env(needs: Needs) -> Result<Self, ConfigError> {
+        Self::from_lookup(needs.kms, |name| std::env::var(name).ok())
     }
 
     /// Same as [`Config::from_env`] over any lookup, so tests need not touch the
@@ -104,6 +114,7 @@ impl Config {
             allowed_redirect_uris: list("ALLOWED_REDIRECT_URIS"),
             allowed_hosted_domains: (!hosted.is_empty()).then_some(hosted),
             http_timeout,
+            event_bus_name: get("EVENT_BUS_NAME"),
         })
     }
 }

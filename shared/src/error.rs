@@ -1,11 +1,17 @@
-//! The one error type of the project and its single mapping to RFC 9457 problem
-//! responses (SPEC §3). Details meant for operators go to the logs, never to clients.
+//! The one error type of the project. Every use case answers with an [`ApiError`];
+//! each entry point renders it once: HTTP as an RFC 9457 problem (`http::problem`),
+//! `tokens` as an error payload, `worker` as a job outcome. The status/code/title
+//! table below is the only place those three are written; [`ALL_CODES`] derives
+//! from it. Module errors (Google, AWS, verification) convert here and nowhere else.
 
-use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::types::CALENDAR_EVENTS_SCOPE;
+use crate::google::{CalendarError, Rejection, TokenError};
+use crate::ports::StoreError;
+
+/// Seconds clients are asked to wait when Google gave no `Retry-After`.
+pub const DEFAULT_RETRY_AFTER: u32 = 5;
 
 /// One `errors[]` entry of a 422 `invalid_event`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +28,58 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    pub fn general(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Declares the error kinds with their status, code and title, once.
+macro_rules! kinds {
+    ($($kind:ident => $status:literal, $code:literal, $title:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Kind { $($kind),* }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$kind),*];
+            pub fn status(self) -> u16 { match self { $(Kind::$kind => $status),* } }
+            pub fn code(self) -> &'static str { match self { $(Kind::$kind => $code),* } }
+            pub fn title(self) -> &'static str { match self { $(Kind::$kind => $title),* } }
+        }
+    };
+}
+
+kinds! {
+    InvalidRequest => 400, "invalid_request", "Invalid request";
+    InvalidGrant => 400, "invalid_grant", "Invalid authorization code";
+    InvalidJob => 400, "invalid_job", "Invalid job";
+    Unauthenticated => 401, "unauthenticated", "Authentication required";
+    InvalidIdToken => 401, "invalid_id_token", "Invalid ID token";
+    ReauthorizationRequired => 401, "reauthorization_required", "Reauthorization required";
+    CsrfCheckFailed => 403, "csrf_check_failed", "CSRF check failed";
+    AccountMismatch => 403, "account_mismatch", "Account mismatch";
+    DomainNotAllowed => 403, "domain_not_allowed", "Domain not allowed";
+    ScopeNotGranted => 403, "scope_not_granted", "Scope not granted";
+    ScopeRequired => 403, "scope_required", "Scope required";
+    NotFound => 404, "not_found", "Not found";
+    NotConnected => 404, "not_connected", "Not connected";
+    MethodNotAllowed => 405, "method_not_allowed", "Method not allowed";
+    OfflineAccessRequired => 409, "offline_access_required", "Offline access required";
+    PayloadTooLarge => 413, "payload_too_large", "Payload too large";
+    UnsupportedMediaType => 415, "unsupported_media_type", "Unsupported media type";
+    InvalidEvent => 422, "invalid_event", "Invalid event";
+    RateLimited => 429, "rate_limited", "Rate limited";
+    Upstream => 502, "upstream_error", "Upstream error";
+    Unavailable => 503, "upstream_unavailable", "Upstream unavailable";
+    Internal => 500, "internal", "Internal error";
+}
+
+/// Every `code` the service can answer with; the OpenAPI coverage test walks it.
+pub fn all_codes() -> impl Iterator<Item = &'static str> {
+    Kind::ALL.iter().map(|k| k.code())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +88,8 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("Google rejected the authorization code")]
     InvalidGrant,
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
     /// `credentials_present` decides whether `WWW-Authenticate` carries `error=`.
     #[error("unauthenticated: {reason}")]
     Unauthenticated { credentials_present: bool, reason: String },
@@ -45,10 +105,13 @@ pub enum ApiError {
     DomainNotAllowed,
     #[error("requested scopes not granted")]
     ScopeNotGranted { missing: Vec<String> },
-    #[error("Calendar scope required")]
-    ScopeRequired,
+    /// `scopes`: what the caller must get granted first.
+    #[error("scope required")]
+    ScopeRequired { scopes: Vec<String> },
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("no grant stored for this user")]
+    NotConnected,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("offline access required")]
@@ -73,30 +136,6 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// Every `code` the API can answer with; the OpenAPI coverage test walks this list.
-pub const ALL_CODES: &[&str] = &[
-    "invalid_request",
-    "invalid_grant",
-    "unauthenticated",
-    "invalid_id_token",
-    "reauthorization_required",
-    "csrf_check_failed",
-    "account_mismatch",
-    "domain_not_allowed",
-    "scope_not_granted",
-    "scope_required",
-    "not_found",
-    "method_not_allowed",
-    "offline_access_required",
-    "payload_too_large",
-    "unsupported_media_type",
-    "invalid_event",
-    "rate_limited",
-    "upstream_error",
-    "upstream_unavailable",
-    "internal",
-];
-
 impl ApiError {
     pub fn invalid_request(detail: impl Into<String>) -> Self {
         Self::InvalidRequest(detail.into())
@@ -106,115 +145,117 @@ impl ApiError {
         Self::Internal(detail.to_string())
     }
 
-    pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            InvalidRequest(_) | InvalidGrant => StatusCode::BAD_REQUEST,
-            Unauthenticated { .. } | InvalidIdToken(_) | ReauthorizationRequired => StatusCode::UNAUTHORIZED,
-            CsrfCheckFailed(_) | AccountMismatch | DomainNotAllowed | ScopeNotGranted { .. } | ScopeRequired => {
-                StatusCode::FORBIDDEN
-            }
-            NotFound(_) => StatusCode::NOT_FOUND,
-            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            OfflineAccessRequired => StatusCode::CONFLICT,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            InvalidEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Upstream(_) => StatusCode::BAD_GATEWAY,
-            Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    pub fn google_unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            service: "Google",
+            reason: reason.into(),
+            retry_after: DEFAULT_RETRY_AFTER,
         }
+    }
+
+    pub fn google_rate_limited(retry_after: Option<u32>) -> Self {
+        Self::RateLimited {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).max(1),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        use ApiError as E;
+        match self {
+            E::InvalidRequest(_) => Kind::InvalidRequest,
+            E::InvalidGrant => Kind::InvalidGrant,
+            E::InvalidJob(_) => Kind::InvalidJob,
+            E::Unauthenticated { .. } => Kind::Unauthenticated,
+            E::InvalidIdToken(_) => Kind::InvalidIdToken,
+            E::ReauthorizationRequired => Kind::ReauthorizationRequired,
+            E::CsrfCheckFailed(_) => Kind::CsrfCheckFailed,
+            E::AccountMismatch => Kind::AccountMismatch,
+            E::DomainNotAllowed => Kind::DomainNotAllowed,
+            E::ScopeNotGranted { .. } => Kind::ScopeNotGranted,
+            E::ScopeRequired { .. } => Kind::ScopeRequired,
+            E::NotFound(_) => Kind::NotFound,
+            E::NotConnected => Kind::NotConnected,
+            E::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
+            E::OfflineAccessRequired => Kind::OfflineAccessRequired,
+            E::PayloadTooLarge => Kind::PayloadTooLarge,
+            E::UnsupportedMediaType => Kind::UnsupportedMediaType,
+            E::InvalidEvent(_) => Kind::InvalidEvent,
+            E::RateLimited { .. } => Kind::RateLimited,
+            E::Upstream(_) => Kind::Upstream,
+            E::Unavailable { .. } => Kind::Unavailable,
+            E::Internal(_) => Kind::Internal,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind().status()
     }
 
     pub fn code(&self) -> &'static str {
-        use ApiError::*;
+        self.kind().code()
+    }
+
+    pub fn title(&self) -> &'static str {
+        self.kind().title()
+    }
+
+    /// Seconds to wait before retrying, for the errors that have one (always ≥ 1).
+    pub fn retry_after(&self) -> Option<u32> {
         match self {
-            InvalidRequest(_) => "invalid_request",
-            InvalidGrant => "invalid_grant",
-            Unauthenticated { .. } => "unauthenticated",
-            InvalidIdToken(_) => "invalid_id_token",
-            ReauthorizationRequired => "reauthorization_required",
-            CsrfCheckFailed(_) => "csrf_check_failed",
-            AccountMismatch => "account_mismatch",
-            DomainNotAllowed => "domain_not_allowed",
-            ScopeNotGranted { .. } => "scope_not_granted",
-            ScopeRequired => "scope_required",
-            NotFound(_) => "not_found",
-            MethodNotAllowed { .. } => "method_not_allowed",
-            OfflineAccessRequired => "offline_access_required",
-            PayloadTooLarge => "payload_too_large",
-            UnsupportedMediaType => "unsupported_media_type",
-            InvalidEvent(_) => "invalid_event",
-            RateLimited { .. } => "rate_limited",
-            Upstream(_) => "upstream_error",
-            Unavailable { .. } => "upstream_unavailable",
-            Internal(_) => "internal",
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+                Some((*retry_after).max(1))
+            }
+            _ => None,
         }
     }
 
-    fn title(&self) -> &'static str {
-        use ApiError::*;
-        match self {
-            InvalidRequest(_) => "Invalid request",
-            InvalidGrant => "Invalid authorization code",
-            Unauthenticated { .. } => "Authentication required",
-            InvalidIdToken(_) => "Invalid ID token",
-            ReauthorizationRequired => "Reauthorization required",
-            CsrfCheckFailed(_) => "CSRF check failed",
-            AccountMismatch => "Account mismatch",
-            DomainNotAllowed => "Domain not allowed",
-            ScopeNotGranted { .. } => "Scope not granted",
-            ScopeRequired => "Scope required",
-            NotFound(_) => "Not found",
-            MethodNotAllowed { .. } => "Method not allowed",
-            OfflineAccessRequired => "Offline access required",
-            PayloadTooLarge => "Payload too large",
-            UnsupportedMediaType => "Unsupported media type",
-            InvalidEvent(_) => "Invalid event",
-            RateLimited { .. } => "Rate limited",
-            Upstream(_) => "Upstream error",
-            Unavailable { .. } => "Upstream unavailable",
-            Internal(_) => "Internal error",
-        }
+    /// Transient failures: retrying later may succeed (a queue redelivers them).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind(),
+            Kind::RateLimited | Kind::Unavailable | Kind::Upstream | Kind::Internal
+        )
     }
 
     /// The human-readable sentence for clients. Internal and upstream details stay in
     /// the logs.
-    fn detail(&self) -> String {
-        use ApiError::*;
+    pub fn detail(&self) -> String {
+        use ApiError as E;
         match self {
-            InvalidRequest(d) => d.clone(),
-            InvalidGrant => "Google rejected the authorization code (used, expired or issued for another redirect URI). Ask the user to sign in again.".into(),
-            Unauthenticated { credentials_present: false, .. } => "Send a Google ID token as 'Authorization: Bearer <token>'.".into(),
-            Unauthenticated { .. } => "The bearer ID token is invalid or expired. Get a fresh one from Sign in with Google.".into(),
-            InvalidIdToken(_) => "The ID token Google returned for this code failed verification; nothing was stored.".into(),
-            ReauthorizationRequired => "The stored Google authorization is no longer valid. Ask the user to sign in again with offline access.".into(),
-            CsrfCheckFailed(why) => format!("Request refused by the CSRF check: {why}."),
-            AccountMismatch => "The authorization code belongs to a different Google account than the signed-in user.".into(),
-            DomainNotAllowed => "This Google account does not belong to an allowed Workspace domain.".into(),
-            ScopeNotGranted { .. } => "The user did not grant every requested scope; what was granted is stored.".into(),
-            ScopeRequired => "Google Calendar access has not been granted. Run incremental authorization for the required scopes.".into(),
-            NotFound(d) => d.clone(),
-            MethodNotAllowed { allow } => format!("This route only accepts: {allow}."),
-            OfflineAccessRequired => "Google returned no refresh token and none is stored. Ask again with prompt=consent and offline access.".into(),
-            PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
-            UnsupportedMediaType => "Send the body as 'Content-Type: application/json'.".into(),
-            InvalidEvent(_) => "The event is not valid; see errors.".into(),
-            RateLimited { .. } => "Google is rate-limiting requests for this user or project. Retry after the indicated delay.".into(),
-            Upstream(_) => "Google answered with something unusable. If this was a sign-in, ask the user to sign in again.".into(),
-            Unavailable { service, .. } => format!("{service} is unavailable right now. Retry after the indicated delay."),
-            Internal(_) => "An internal error occurred.".into(),
+            E::InvalidRequest(d) | E::NotFound(d) | E::InvalidJob(d) => d.clone(),
+            E::InvalidGrant => "Google rejected the authorization code (used, expired or issued for another redirect URI). Ask the user to sign in again.".into(),
+            E::Unauthenticated { credentials_present: false, .. } => "Send a Google ID token as 'Authorization: Bearer <token>'.".into(),
+            E::Unauthenticated { .. } => "The bearer ID token is invalid or expired. Get a fresh one from Sign in with Google.".into(),
+            E::InvalidIdToken(_) => "The ID token Google returned for this code failed verification; nothing was stored.".into(),
+            E::ReauthorizationRequired => "The stored Google authorization is no longer valid. Ask the user to sign in again with offline access.".into(),
+            E::CsrfCheckFailed(why) => format!("Request refused by the CSRF check: {why}."),
+            E::AccountMismatch => "The authorization code belongs to a different Google account than the signed-in user.".into(),
+            E::DomainNotAllowed => "This Google account does not belong to an allowed Workspace domain.".into(),
+            E::ScopeNotGranted { .. } => "The user did not grant every requested scope; what was granted is stored.".into(),
+            E::ScopeRequired { .. } => "A required Google scope has not been granted. Run incremental authorization for the required scopes.".into(),
+            E::NotConnected => "No Google grant is stored for this user; they must sign in with offline access first.".into(),
+            E::MethodNotAllowed { allow } => format!("This route only accepts: {allow}."),
+            E::OfflineAccessRequired => "Google returned no refresh token and none is stored. Ask again with prompt=consent and offline access.".into(),
+            E::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
+            E::UnsupportedMediaType => "Send the body as 'Content-Type: application/json'.".into(),
+            E::InvalidEvent(_) => "The event is not valid; see errors.".into(),
+            E::RateLimited { .. } => "Google is rate-limiting requests for this user or project. Retry after the indicated delay.".into(),
+            E::Upstream(_) => "Google answered with something unusable. If this was a sign-in, ask the user to sign in again.".into(),
+            E::Unavailable { service, .. } => format!("{service} is unavailable right now. Retry after the indicated delay."),
+            E::Internal(_) => "An internal error occurred.".into(),
         }
     }
 
-    fn extensions(&self, body: &mut Map<String, Value>) {
+    /// Members beyond the standard ones, under the names the contract gives them.
+    /// `scope_field` names the list on `scope_required` (`required_scopes` over HTTP,
+    /// `missing_scopes` in a `tokens` payload).
+    pub fn extensions(&self, body: &mut Map<String, Value>, scope_field: &str) {
         match self {
             ApiError::ScopeNotGranted { missing } => {
                 body.insert("missing_scopes".into(), json!(missing));
             }
-            ApiError::ScopeRequired => {
-                body.insert("required_scopes".into(), json!([CALENDAR_EVENTS_SCOPE]));
+            ApiError::ScopeRequired { scopes } => {
+                body.insert(scope_field.into(), json!(scopes));
             }
             ApiError::InvalidEvent(errors) => {
                 body.insert("errors".into(), json!(errors));
@@ -222,50 +263,74 @@ impl ApiError {
             _ => {}
         }
     }
+}
 
-    /// Headers this error needs besides the content type.
-    fn headers(&self) -> Vec<(header::HeaderName, String)> {
-        match self {
-            ApiError::Unauthenticated {
-                credentials_present: false,
-                ..
-            } => {
-                vec![(header::WWW_AUTHENTICATE, "Bearer".into())]
-            }
-            ApiError::Unauthenticated { .. } => {
-                vec![(header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into())]
-            }
-            ApiError::MethodNotAllowed { allow } => vec![(header::ALLOW, allow.clone())],
-            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
-                vec![(header::RETRY_AFTER, (*retry_after).max(1).to_string())]
-            }
-            _ => Vec::new(),
+// ---- the one place module errors become `ApiError` ----
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable { service, reason } => ApiError::Unavailable {
+                service,
+                reason,
+                retry_after: 2,
+            },
+            other => ApiError::internal(other),
         }
     }
+}
 
-    /// The problem+json response. `request_id` ties the answer to the log line.
-    pub fn to_response(&self, request_id: &str) -> http::Response<lambda_http::Body> {
-        let mut body = Map::new();
-        body.insert("type".into(), json!("about:blank"));
-        body.insert("title".into(), json!(self.title()));
-        body.insert("status".into(), json!(self.status().as_u16()));
-        body.insert("code".into(), json!(self.code()));
-        body.insert("detail".into(), json!(self.detail()));
-        body.insert("request_id".into(), json!(request_id));
-        self.extensions(&mut body);
-
-        let mut response = http::Response::builder()
-            .status(self.status())
-            .header(header::CONTENT_TYPE, "application/problem+json")
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(lambda_http::Body::Text(Value::Object(body).to_string()))
-            .expect("static status and headers are valid");
-        for (name, value) in self.headers() {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
+/// Token-endpoint failures, for code exchanges and refreshes alike. A refresh's
+/// `InvalidGrant` is handled by the caller before this (it means reauthorization).
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::InvalidGrant => ApiError::InvalidGrant,
+            TokenError::RateLimited { retry_after } => ApiError::google_rate_limited(retry_after),
+            TokenError::Unavailable(reason) => ApiError::google_unavailable(reason),
+            TokenError::Unusable(reason) => ApiError::Upstream(reason),
         }
-        response
+    }
+}
+
+impl From<CalendarError> for ApiError {
+    fn from(err: CalendarError) -> Self {
+        match err {
+            CalendarError::InsufficientScope => ApiError::ScopeRequired {
+                scopes: vec![crate::types::CALENDAR_EVENTS_SCOPE.to_owned()],
+            },
+            CalendarError::RateLimited { retry_after } => ApiError::google_rate_limited(retry_after),
+            CalendarError::NotFound => ApiError::NotFound("Google Calendar has no such calendar for this user.".into()),
+            CalendarError::Refused(message) => ApiError::InvalidEvent(vec![FieldError::general(message)]),
+            CalendarError::Unavailable(reason) => ApiError::google_unavailable(reason),
+            CalendarError::Unauthorized => {
+                ApiError::Upstream("Calendar refused a freshly refreshed access token".into())
+            }
+            CalendarError::Duplicate { .. } => ApiError::Upstream("event id conflict".into()),
+            CalendarError::Unusable(reason) => ApiError::Upstream(reason),
+        }
+    }
+}
+
+/// Whose ID token was refused decides the code: the caller's bearer, or the token
+/// Google returned for a code.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenSource {
+    Bearer,
+    Exchange,
+}
+
+impl ApiError {
+    pub fn from_rejection(rejection: Rejection, source: TokenSource) -> Self {
+        match (rejection, source) {
+            (Rejection::DomainNotAllowed, _) => ApiError::DomainNotAllowed,
+            (Rejection::KeysUnavailable(reason), _) => ApiError::google_unavailable(reason),
+            (other, TokenSource::Bearer) => ApiError::Unauthenticated {
+                credentials_present: true,
+                reason: other.to_string(),
+            },
+            (other, TokenSource::Exchange) => ApiError::InvalidIdToken(other.to_string()),
+        }
     }
 }
 
@@ -273,91 +338,45 @@ impl ApiError {
 mod tests {
     use super::*;
 
-    fn body(err: &ApiError) -> Value {
-        match err.to_response("req-1").into_body() {
-            lambda_http::Body::Text(t) => serde_json::from_str(&t).unwrap(),
-            other => panic!("unexpected body {other:?}"),
-        }
-    }
-
     #[test]
-    fn every_variant_code_is_listed() {
-        let samples = [
-            ApiError::invalid_request("x"),
-            ApiError::InvalidGrant,
-            ApiError::Unauthenticated {
-                credentials_present: true,
-                reason: "x".into(),
-            },
-            ApiError::InvalidIdToken("x".into()),
-            ApiError::ReauthorizationRequired,
-            ApiError::CsrfCheckFailed("x"),
-            ApiError::AccountMismatch,
-            ApiError::DomainNotAllowed,
-            ApiError::ScopeNotGranted { missing: vec![] },
-            ApiError::ScopeRequired,
-            ApiError::NotFound("x".into()),
-            ApiError::MethodNotAllowed { allow: "GET".into() },
-            ApiError::OfflineAccessRequired,
-            ApiError::PayloadTooLarge,
-            ApiError::UnsupportedMediaType,
-            ApiError::InvalidEvent(vec![]),
-            ApiError::RateLimited { retry_after: 3 },
-            ApiError::Upstream("x".into()),
-            ApiError::Unavailable {
-                service: "Google",
-                reason: "x".into(),
-                retry_after: 2,
-            },
-            ApiError::internal("x"),
-        ];
-        let codes: Vec<_> = samples.iter().map(ApiError::code).collect();
-        assert_eq!(codes, ALL_CODES);
-    }
-
-    #[test]
-    fn problem_document_has_the_required_members_and_hides_internals() {
-        let err = ApiError::internal("dynamodb said: secret detail");
-        let doc = body(&err);
-        for member in ["type", "title", "detail", "request_id", "code"] {
-            assert!(doc[member].as_str().is_some_and(|s| !s.is_empty()), "{member}");
-        }
-        assert_eq!(doc["status"], 500);
-        assert!(!doc.to_string().contains("secret detail"));
-    }
-
-    #[test]
-    fn www_authenticate_distinguishes_missing_from_invalid_credentials() {
-        let missing = ApiError::Unauthenticated {
-            credentials_present: false,
-            reason: "".into(),
-        };
-        let invalid = ApiError::Unauthenticated {
-            credentials_present: true,
-            reason: "".into(),
-        };
-        assert_eq!(missing.to_response("r").headers()["www-authenticate"], "Bearer");
-        assert_eq!(
-            invalid.to_response("r").headers()["www-authenticate"],
-            r#"Bearer error="invalid_token""#
+    fn codes_are_unique_and_statuses_are_errors() {
+        let codes: Vec<_> = all_codes().collect();
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(codes.len(), unique.len());
+        assert!(
+            Kind::ALL
+                .iter()
+                .all(|k| (400..600).contains(&k.status()) && !k.title().is_empty())
         );
     }
 
     #[test]
     fn retry_after_is_at_least_one_second() {
-        let err = ApiError::RateLimited { retry_after: 0 };
-        assert_eq!(err.to_response("r").headers()["retry-after"], "1");
+        assert_eq!(ApiError::RateLimited { retry_after: 0 }.retry_after(), Some(1));
+        assert_eq!(ApiError::google_rate_limited(Some(0)).retry_after(), Some(1));
+        assert_eq!(ApiError::InvalidGrant.retry_after(), None);
     }
 
     #[test]
-    fn scope_errors_carry_their_scope_lists() {
-        assert_eq!(
-            body(&ApiError::ScopeRequired)["required_scopes"],
-            json!([CALENDAR_EVENTS_SCOPE])
-        );
-        let missing = ApiError::ScopeNotGranted {
-            missing: vec!["a".into()],
+    fn scope_lists_are_named_for_their_audience() {
+        let err = ApiError::ScopeRequired {
+            scopes: vec!["a".into()],
         };
-        assert_eq!(body(&missing)["missing_scopes"], json!(["a"]));
+        let mut body = Map::new();
+        err.extensions(&mut body, "required_scopes");
+        assert_eq!(body["required_scopes"], json!(["a"]));
+        let mut body = Map::new();
+        err.extensions(&mut body, "missing_scopes");
+        assert_eq!(body["missing_scopes"], json!(["a"]));
+    }
+
+    #[test]
+    fn rejections_map_by_whose_token_it_was() {
+        let bearer = ApiError::from_rejection(Rejection::Expired, TokenSource::Bearer);
+        assert_eq!(bearer.code(), "unauthenticated");
+        let exchanged = ApiError::from_rejection(Rejection::Expired, TokenSource::Exchange);
+        assert_eq!(exchanged.code(), "invalid_id_token");
+        let keys = ApiError::from_rejection(Rejection::KeysUnavailable("x".into()), TokenSource::Bearer);
+        assert_eq!((keys.code(), keys.retry_after()), ("upstream_unavailable", Some(5)));
     }
 }

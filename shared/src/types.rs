@@ -101,6 +101,58 @@ fn normalise(scope: &str) -> String {
     }
 }
 
+/// A Google Calendar id as the caller named it (`primary` by default): 1-1024
+/// characters, no control characters, and never `.` or `..`, which URL
+/// normalisation would turn into a move up the Calendar API's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarId(String);
+
+impl CalendarId {
+    pub fn primary() -> Self {
+        Self("primary".to_owned())
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = (1..=1024).contains(&raw.chars().count())
+            && raw != "."
+            && raw != ".."
+            && !raw.chars().any(char::is_control);
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Calendar's `sendUpdates`: who Google notifies about the new event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendUpdates {
+    All,
+    ExternalOnly,
+    #[default]
+    None,
+}
+
+impl SendUpdates {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "all" => Some(Self::All),
+            "externalOnly" => Some(Self::ExternalOnly),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::ExternalOnly => "externalOnly",
+            Self::None => "none",
+        }
+    }
+}
+
 /// The client's `Idempotency-Key`: 1-255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
@@ -109,6 +161,10 @@ impl IdempotencyKey {
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = (1..=255).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -179,6 +235,21 @@ mod tests {
         assert!(!a.allows_calendar_writes());
         assert_eq!(b.missing_from(&a), vec![CALENDAR_EVENTS_SCOPE.to_owned()]);
         assert!(b.missing_from(&union).is_empty());
+    }
+
+    #[test]
+    fn calendar_ids_cannot_change_the_url_path() {
+        assert!(CalendarId::parse("team@example.com").is_some());
+        assert!(CalendarId::parse(&"c".repeat(1024)).is_some());
+        for bad in ["", ".", "..", "a\nb", "tab\there", "nul\u{0}"] {
+            assert!(CalendarId::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(CalendarId::parse(&"c".repeat(1025)).is_none());
+        assert_eq!(
+            SendUpdates::parse("externalOnly").map(SendUpdates::as_str),
+            Some("externalOnly")
+        );
+        assert!(SendUpdates::parse("ALL").is_none());
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, TimeToLiveSpecification};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, ProjectionType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
 use serde_yaml::Value as Yaml;
 
 /// `MOTO_ENDPOINT` if the caller started moto (as `infra/test` does); otherwise a
@@ -89,11 +92,29 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
                 .unwrap(),
         );
     }
-    for key in props["KeySchema"].as_sequence().expect("KeySchema") {
-        create = create.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key["AttributeName"].as_str().unwrap())
-                .key_type(key["KeyType"].as_str().unwrap().into())
+    for key in key_schema(&props["KeySchema"]) {
+        create = create.key_schema(key);
+    }
+    for index in props["GlobalSecondaryIndexes"].as_sequence().into_iter().flatten() {
+        let projection = index["Projection"]["ProjectionType"].as_str().unwrap();
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index["IndexName"].as_str().unwrap())
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(projection))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    if let Some(view) = props["StreamSpecification"]["StreamViewType"].as_str() {
+        create = create.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
                 .build()
                 .unwrap(),
         );
@@ -119,6 +140,21 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
         .await
         .expect("enable TTL");
     name
+}
+
+fn key_schema(schema: &Yaml) -> Vec<KeySchemaElement> {
+    schema
+        .as_sequence()
+        .expect("KeySchema")
+        .iter()
+        .map(|key| {
+            KeySchemaElement::builder()
+                .attribute_name(key["AttributeName"].as_str().unwrap())
+                .key_type(key["KeyType"].as_str().unwrap().into())
+                .build()
+                .unwrap()
+        })
+        .collect()
 }
 
 pub async fn create_key(client: &aws_sdk_kms::Client) -> String {

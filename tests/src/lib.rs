@@ -1,18 +1,22 @@
 //! Test harness: moto (DynamoDB + KMS) started once per test binary, a Google emulator
 //! per test, and a fresh table (created from `template.yaml`) and KMS key per test, so
-//! tests run in parallel without seeing each other. Handlers are called directly as
-//! plain async functions over `http::Request`.
+//! tests run in parallel without seeing each other. Each function is built the way it
+//! is deployed (its own adapters and caches, from the same configuration) and its
+//! handler called directly as a plain async function over `http::Request`.
 
 pub mod aws;
 pub mod logs;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use google_emulator::{CodeRequest, Emulator, EmulatorConfig};
 use lambda_http::Body;
 use serde_json::{Value, json};
-use shared::{App, Config};
+use shared::aws::{DynamoGrants, KmsSealer};
+use shared::google::OAuthClient;
+use shared::{Boot, Config};
 
 pub use google_emulator;
 
@@ -29,9 +33,35 @@ pub enum Function {
     Risc,
 }
 
+/// One container of each API function, as deployed.
+pub struct Functions {
+    pub exchange: exchange::Exchange,
+    pub upgrade: upgrade::Upgrade,
+    pub events: events::Events,
+    pub account: account::Account,
+    pub risc: risc::Risc,
+}
+
+impl Functions {
+    pub fn new(boot: &Boot) -> Self {
+        Self {
+            exchange: exchange::Exchange::new(boot),
+            upgrade: upgrade::Upgrade::new(boot),
+            events: events::Events::new(boot),
+            account: account::Account::new(boot),
+            risc: risc::Risc::new(boot),
+        }
+    }
+}
+
 pub struct Stack {
     pub google: Emulator,
-    pub app: App,
+    pub functions: Functions,
+    /// The adapters themselves, for tests that look behind the API.
+    pub grants: Arc<DynamoGrants>,
+    pub sealer: Arc<KmsSealer>,
+    pub oauth: Arc<OAuthClient>,
+    pub boot: Boot,
     pub table: String,
     pub key_id: String,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -65,10 +95,14 @@ impl Stack {
         let table = aws::create_table(&dynamodb).await;
         let key_id = aws::create_key(&kms).await;
         let google = Emulator::start(EmulatorConfig::default()).await;
-        let app = build_app(&google, &table, &key_id, &sdk, &options);
+        let boot = boot(&google, &table, &key_id, &sdk, &options);
         Stack {
             google,
-            app,
+            functions: Functions::new(&boot),
+            grants: boot.grants(),
+            sealer: boot.sealer(),
+            oauth: boot.google_oauth(),
+            boot,
             table,
             key_id,
             dynamodb,
@@ -96,21 +130,32 @@ impl Stack {
     }
 
     /// Another container of the same deployment (cold caches, same table and key).
-    pub fn another_container(&self, options: &Options) -> App {
-        build_app(&self.google, &self.table, &self.key_id, &self.sdk, options)
+    pub fn another_container(&self, options: &Options) -> Functions {
+        Functions::new(&self.another_boot(options))
+    }
+
+    /// The cold start of another container, for the functions without a route.
+    pub fn another_boot(&self, options: &Options) -> Boot {
+        boot(&self.google, &self.table, &self.key_id, &self.sdk, options)
     }
 
     /// A container whose DynamoDB and KMS endpoint refuses every connection.
-    pub async fn container_without_aws(&self) -> App {
+    pub async fn container_without_aws(&self) -> Functions {
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port");
         let sdk = aws::sdk_config(&format!("http://{closed}")).await;
-        build_app(&self.google, &self.table, &self.key_id, &sdk, &Options::default())
+        Functions::new(&boot(
+            &self.google,
+            &self.table,
+            &self.key_id,
+            &sdk,
+            &Options::default(),
+        ))
     }
 
     pub async fn send(&self, function: Function, req: http::Request<Body>) -> Reply {
-        send_to(&self.app, function, req).await
+        send_to(&self.functions, function, req).await
     }
 
     // ---- the flows most tests start from ----
@@ -219,23 +264,24 @@ impl Stack {
     }
 }
 
-fn build_app(google: &Emulator, table: &str, key_id: &str, sdk: &aws_config::SdkConfig, options: &Options) -> App {
+/// The cold start every function of a container makes, from the test environment.
+fn boot(google: &Emulator, table: &str, key_id: &str, sdk: &aws_config::SdkConfig, options: &Options) -> Boot {
     let mut env = Stack::env(google, table, key_id);
     env.extend(options.env.iter().cloned());
     let config = Config::from_lookup(true, |name| {
         env.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     })
     .expect("test configuration");
-    App::build(config, sdk).expect("app")
+    Boot::new(config, sdk)
 }
 
-pub async fn send_to(app: &App, function: Function, req: http::Request<Body>) -> Reply {
+pub async fn send_to(functions: &Functions, function: Function, req: http::Request<Body>) -> Reply {
     let response = match function {
-        Function::Exchange => exchange::handle(app, req).await,
-        Function::Upgrade => upgrade::handle(app, req).await,
-        Function::Events => events::handle(app, req).await,
-        Function::Account => account::handle(app, req).await,
-        Function::Risc => risc::handle(app, req).await,
+        Function::Exchange => functions.exchange.handle(req).await,
+        Function::Upgrade => functions.upgrade.handle(req).await,
+        Function::Events => functions.events.handle(req).await,
+        Function::Account => functions.account.handle(req).await,
+        Function::Risc => functions.risc.handle(req).await,
     };
     Reply::from(response)
 }

@@ -1,76 +1,54 @@
 //! `GET /me` (what the frontend needs to decide whether to show "Connect Calendar")
-//! and `DELETE /me/google` (revoke at Google, then crypto-shred the stored grant).
+//! and `DELETE /me/google` (revoke at Google, then delete the stored grant).
+
+use std::sync::Arc;
 
 use ::http::{Method, StatusCode};
 use lambda_http::Request;
-use serde_json::json;
-use shared::auth::{UserView, authenticate};
-use shared::http::{self, Response, Route};
-use shared::vault::GrantStatus;
-use shared::{ApiError, App, Needs};
+use shared::cases::Disconnect;
+use shared::http::views::MeView;
+use shared::http::{self, Cors, Response, Route};
+use shared::ports::{GrantStore, IdTokens};
+use shared::{ApiError, Boot, Needs};
 
+/// Revoking needs no client authentication: no client secret here.
 pub const NEEDS: Needs = Needs {
     kms: true,
     client_secret: false,
 };
 pub static ROUTES: [Route; 2] = [Route::new(Method::GET, "/me"), Route::new(Method::DELETE, "/me/google")];
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::serve(&app.cors, &ROUTES, req, |route, req| async move {
-        if route.method == Method::GET {
-            me(app, req).await
-        } else {
-            disconnect(app, req).await
-        }
-    })
-    .await
+pub struct Account {
+    cors: Cors,
+    id_tokens: Arc<dyn IdTokens>,
+    grants: Arc<dyn GrantStore>,
+    disconnect: Disconnect,
 }
 
-async fn me(app: &App, req: Request) -> Result<Response, ApiError> {
-    let identity = authenticate(app, &req).await?;
-    let grant = app.vault.get(&identity.sub).await?;
-    let body = match &grant {
-        None => json!({
-            "user": UserView::from(&identity),
-            "granted_scopes": [],
-            "offline_access": false,
-            "status": "not_connected",
-            "updated_at": null,
-        }),
-        Some(grant) => json!({
-            "user": UserView::from(&identity),
-            "granted_scopes": grant.scopes,
-            "offline_access": grant.offline_access(),
-            "status": match grant.status {
-                GrantStatus::Active => "active",
-                GrantStatus::ReauthorizationRequired => "reauthorization_required",
-            },
-            "updated_at": grant.updated_at,
-        }),
-    };
-    Ok(http::json_response(StatusCode::OK, &body))
-}
-
-/// The user asked to be forgotten: the local grant is deleted even when Google
-/// cannot be reached to revoke (that is logged for operators).
-async fn disconnect(app: &App, req: Request) -> Result<Response, ApiError> {
-    let identity = authenticate(app, &req).await?;
-    let sub = identity.sub.as_str();
-    if let Some(ciphertext) = app.vault.get(sub).await?.and_then(|g| g.refresh_token) {
-        match app.vault.open(sub, &ciphertext).await {
-            Ok(token) => match app.oauth.revoke(&token).await {
-                Ok(true) => tracing::info!("refresh token revoked at Google"),
-                Ok(false) => tracing::info!("Google reported the refresh token already invalid"),
-                Err(err) => {
-                    tracing::error!(error = %err, "could not revoke at Google; deleting the local grant anyway")
-                }
-            },
-            Err(err) => {
-                tracing::error!(error = %err, "could not decrypt the refresh token to revoke it; deleting the local grant anyway")
-            }
+impl Account {
+    /// ID tokens, the table (read, delete), KMS `Decrypt` and Google's revoke endpoint.
+    pub fn new(boot: &Boot) -> Self {
+        let grants = boot.grants();
+        Self {
+            cors: boot.cors(),
+            id_tokens: boot.id_tokens(),
+            disconnect: Disconnect::new(grants.clone(), boot.sealer(), boot.google_oauth()),
+            grants,
         }
     }
-    app.access_tokens.forget(sub);
-    app.vault.delete(sub).await?;
-    Ok(http::empty(StatusCode::NO_CONTENT))
+
+    pub async fn handle(&self, req: Request) -> Response {
+        http::serve(&self.cors, &ROUTES, req, |route, req| async move {
+            let identity = http::authenticate(self.id_tokens.as_ref(), &req).await?;
+            if route.method == Method::GET {
+                let grant = self.grants.load(identity.sub()).await?;
+                let view = MeView::new(&identity.profile, grant.as_ref());
+                Ok(http::json_response(StatusCode::OK, &view))
+            } else {
+                self.disconnect.run(identity.sub()).await?;
+                Ok::<_, ApiError>(http::empty(StatusCode::NO_CONTENT))
+            }
+        })
+        .await
+    }
 }

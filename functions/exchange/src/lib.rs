@@ -3,10 +3,10 @@
 
 use ::http::{Method, StatusCode};
 use lambda_http::Request;
-use serde_json::json;
-use shared::auth::{UserView, redeem_code, redirect_uri};
-use shared::http::{self, Response, Route};
-use shared::{ApiError, App, Needs, Secret};
+use shared::cases::SignIn;
+use shared::http::views::SignedInView;
+use shared::http::{self, Cors, Response, Route};
+use shared::{ApiError, Boot, Needs, Secret};
 
 pub const NEEDS: Needs = Needs {
     kms: true,
@@ -14,35 +14,40 @@ pub const NEEDS: Needs = Needs {
 };
 pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/exchange")];
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::serve(&app.cors, &ROUTES, req, |_, req| exchange(app, req)).await
+pub struct Exchange {
+    cors: Cors,
+    redirect_uris: Vec<String>,
+    sign_in: SignIn,
 }
 
-async fn exchange(app: &App, req: Request) -> Result<Response, ApiError> {
-    http::require_csrf_header(&app.cors, &req)?;
-    let body = http::json_object(http::json_body(&req)?)?;
-    let code = Secret::new(http::required_string(&body, "code")?);
-    let redirect_uri = redirect_uri(&app.config, http::optional_string(&body, "redirect_uri")?)?;
+impl Exchange {
+    /// Google's token endpoint (with the secret), ID tokens, KMS `Encrypt`, the table.
+    pub fn new(boot: &Boot) -> Self {
+        Self {
+            cors: boot.cors(),
+            redirect_uris: boot.config.allowed_redirect_uris.clone(),
+            sign_in: SignIn::new(boot.google_oauth(), boot.id_tokens(), boot.sealer(), boot.grants()),
+        }
+    }
 
-    let authorized = redeem_code(app, &code, &redirect_uri, None).await?;
-    let grant = app
-        .vault
-        .record_authorization(
-            &authorized.identity,
-            &authorized.scopes,
-            authorized.refresh_token,
-            false,
-        )
-        .await?;
+    pub async fn handle(&self, req: Request) -> Response {
+        http::serve(&self.cors, &ROUTES, req, |_, req| self.exchange(req)).await
+    }
 
-    Ok(http::json_response(
-        StatusCode::OK,
-        &json!({
-            "user": UserView::from(&authorized.identity),
-            "granted_scopes": grant.scopes,
-            "offline_access": grant.offline_access(),
-            "id_token": authorized.id_token.as_str(),
-            "id_token_expires_at": authorized.identity.expires_at,
-        }),
-    ))
+    async fn exchange(&self, req: Request) -> Result<Response, ApiError> {
+        http::require_csrf_header(&self.cors, &req)?;
+        let body = http::json_object(http::json_body(&req)?)?;
+        let code = Secret::new(http::required_string(&body, "code")?);
+        let redirect_uri = http::redirect_uri(&self.redirect_uris, &body)?;
+
+        let signed_in = self.sign_in.exchange(&code, &redirect_uri).await?;
+        let view = SignedInView {
+            user: &signed_in.identity.profile,
+            granted_scopes: &signed_in.grant.scopes,
+            offline_access: signed_in.grant.offline_access(),
+            id_token: signed_in.id_token.as_str(),
+            id_token_expires_at: signed_in.identity.expires_at,
+        };
+        Ok(http::json_response(StatusCode::OK, &view))
+    }
 }

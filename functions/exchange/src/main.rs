@@ -1,11 +1,6 @@
-use lambda_http::{Error, run, service_fn};
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env(exchange::NEEDS).await;
-    run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(exchange::handle(&app, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    let boot = shared::Boot::from_env("exchange", exchange::NEEDS).await;
+    let function = exchange::Exchange::new(&boot);
+    shared::http::run(|req| function.handle(req)).await
 }

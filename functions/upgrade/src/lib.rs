@@ -2,13 +2,15 @@
 //! token) granted more scopes with a new code; the code must belong to the same
 //! account, and the grant is updated with what Google says is granted now.
 
+use std::sync::Arc;
+
 use ::http::{Method, StatusCode};
 use lambda_http::Request;
-use serde_json::{Value, json};
-use shared::auth::{authenticate, redeem_code, redirect_uri};
-use shared::http::{self, Response, Route};
-use shared::types::ScopeSet;
-use shared::{ApiError, App, Needs, Secret};
+use shared::cases::SignIn;
+use shared::http::views::GrantView;
+use shared::http::{self, Cors, Response, Route};
+use shared::ports::IdTokens;
+use shared::{ApiError, Boot, Needs, Secret};
 
 pub const NEEDS: Needs = Needs {
     kms: true,
@@ -16,42 +18,41 @@ pub const NEEDS: Needs = Needs {
 };
 pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/upgrade")];
 
-pub async fn handle(app: &App, req: Request) -> Response {
-    http::serve(&app.cors, &ROUTES, req, |_, req| upgrade(app, req)).await
+pub struct Upgrade {
+    cors: Cors,
+    redirect_uris: Vec<String>,
+    id_tokens: Arc<dyn IdTokens>,
+    sign_in: SignIn,
 }
 
-async fn upgrade(app: &App, req: Request) -> Result<Response, ApiError> {
-    http::require_csrf_header(&app.cors, &req)?;
-    let identity = authenticate(app, &req).await?;
-    let body = http::json_object(http::json_body(&req)?)?;
-    let code = Secret::new(http::required_string(&body, "code")?);
-    let requested = requested_scopes(body.get("scopes"))?;
-    let redirect_uri = redirect_uri(&app.config, http::optional_string(&body, "redirect_uri")?)?;
-
-    let authorized = redeem_code(app, &code, &redirect_uri, Some(&identity.sub)).await?;
-    let grant = app
-        .vault
-        .record_authorization(&authorized.identity, &authorized.scopes, authorized.refresh_token, true)
-        .await?;
-
-    let missing = requested.missing_from(&grant.scopes);
-    if !missing.is_empty() {
-        return Err(ApiError::ScopeNotGranted { missing });
+impl Upgrade {
+    /// As `exchange`, plus the bearer ID token of the caller.
+    pub fn new(boot: &Boot) -> Self {
+        let id_tokens = boot.id_tokens();
+        Self {
+            cors: boot.cors(),
+            redirect_uris: boot.config.allowed_redirect_uris.clone(),
+            sign_in: SignIn::new(boot.google_oauth(), id_tokens.clone(), boot.sealer(), boot.grants()),
+            id_tokens,
+        }
     }
-    Ok(http::json_response(
-        StatusCode::OK,
-        &json!({ "granted_scopes": grant.scopes, "offline_access": grant.offline_access() }),
-    ))
-}
 
-fn requested_scopes(value: Option<&Value>) -> Result<ScopeSet, ApiError> {
-    let invalid = || ApiError::invalid_request("'scopes' must be a list of strings.");
-    match value {
-        None | Some(Value::Null) => Ok(ScopeSet::default()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(invalid))
-            .collect(),
-        Some(_) => Err(invalid()),
+    pub async fn handle(&self, req: Request) -> Response {
+        http::serve(&self.cors, &ROUTES, req, |_, req| self.upgrade(req)).await
+    }
+
+    async fn upgrade(&self, req: Request) -> Result<Response, ApiError> {
+        http::require_csrf_header(&self.cors, &req)?;
+        let identity = http::authenticate(self.id_tokens.as_ref(), &req).await?;
+        let body = http::json_object(http::json_body(&req)?)?;
+        let code = Secret::new(http::required_string(&body, "code")?);
+        let requested = http::scope_list(&body, "scopes")?;
+        let redirect_uri = http::redirect_uri(&self.redirect_uris, &body)?;
+
+        let grant = self
+            .sign_in
+            .upgrade(identity.sub(), &code, &redirect_uri, &requested)
+            .await?;
+        Ok(http::json_response(StatusCode::OK, &GrantView::from(&grant)))
     }
 }

@@ -1,11 +1,6 @@
-use lambda_http::{Error, run, service_fn};
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env(upgrade::NEEDS).await;
-    run(service_fn(|req| async {
-        Ok::<_, std::convert::Infallible>(upgrade::handle(&app, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    let boot = shared::Boot::from_env("upgrade", upgrade::NEEDS).await;
+    let function = upgrade::Upgrade::new(&boot);
+    shared::http::run(|req| function.handle(req)).await
 }

@@ -2,12 +2,16 @@
 //! client-chosen event id, so retrying after a timeout can never create a second
 //! event: Google answers 409 to the retry instead.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use super::outbound::{MAX_ATTEMPTS, Transport, backoff, retry_after};
+use crate::outbound::{self, Attempt, Transport, retry, retry_after};
+use crate::ports::Calendar;
 use crate::secret::Secret;
-use crate::types::EventId;
+use crate::types::{CalendarId, EventId, SendUpdates};
 
 /// Path-segment encoding: everything but unreserved characters, so `@`, `/` and `#`
 /// in calendar ids cannot change the URL's meaning.
@@ -39,81 +43,78 @@ pub enum CalendarError {
 
 pub struct CalendarClient {
     http: reqwest::Client,
+    timeout: Duration,
     base_url: String,
 }
 
 impl CalendarClient {
-    pub fn new(base_url: &str, http: reqwest::Client) -> Self {
+    pub fn new(base_url: &str, http: reqwest::Client, timeout: Duration) -> Self {
         Self {
             http,
+            timeout,
             base_url: base_url.trim_end_matches('/').to_owned(),
         }
     }
 
-    fn events_url(&self, calendar_id: &str) -> String {
+    fn events_url(&self, calendar: &CalendarId) -> String {
         format!(
             "{}/calendars/{}/events",
             self.base_url,
-            utf8_percent_encode(calendar_id, SEGMENT)
+            utf8_percent_encode(calendar.as_str(), SEGMENT)
         )
-    }
-
-    /// `events.insert` with up to three attempts on 5xx, timeouts and lost answers.
-    pub async fn insert(
-        &self,
-        access_token: &Secret,
-        calendar_id: &str,
-        send_updates: &str,
-        event: &Value,
-    ) -> Result<Value, CalendarError> {
-        let url = self.events_url(calendar_id);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = self
-                .http
-                .post(&url)
-                .query(&[("sendUpdates", send_updates)])
-                .bearer_auth(access_token.expose())
-                .json(event)
-                .send()
-                .await;
-            let error = match read(sent).await {
-                Ok(event) => return Ok(event),
-                Err(CalendarError::Duplicate { .. }) => {
-                    return Err(CalendarError::Duplicate { ours: attempt > 1 });
-                }
-                Err(err @ CalendarError::Unavailable(_)) => err,
-                Err(other) => return Err(other),
-            };
-            if attempt >= MAX_ATTEMPTS {
-                return Err(error);
-            }
-            tracing::warn!(attempt, reason = %error, "Calendar insert attempt failed; retrying");
-            backoff(attempt).await;
-        }
-    }
-
-    /// `events.get`, used to return the existing event on an idempotent replay.
-    pub async fn get(&self, access_token: &Secret, calendar_id: &str, id: &EventId) -> Result<Value, CalendarError> {
-        let url = format!("{}/{}", self.events_url(calendar_id), id.as_str());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = self.http.get(&url).bearer_auth(access_token.expose()).send().await;
-            match read(sent).await {
-                Err(CalendarError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(attempt, reason = %reason, "Calendar get attempt failed; retrying");
-                    backoff(attempt).await;
-                }
-                other => return other,
-            }
-        }
     }
 }
 
-async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, CalendarError> {
-    let response = sent.map_err(|e| CalendarError::Unavailable(Transport::classify(&e).to_string()))?;
+#[async_trait]
+impl Calendar for CalendarClient {
+    /// `events.insert`, retried on 5xx, timeouts and lost answers: the chosen event
+    /// id makes a retry safe (Google answers 409 if the lost attempt created it).
+    async fn insert(
+        &self,
+        access_token: &Secret,
+        calendar: &CalendarId,
+        send_updates: SendUpdates,
+        event: &Value,
+    ) -> Result<Value, CalendarError> {
+        let url = self.events_url(calendar);
+        retry("Calendar insert", |attempt| {
+            let request = self
+                .http
+                .post(&url)
+                .query(&[("sendUpdates", send_updates.as_str())])
+                .bearer_auth(access_token.expose())
+                .json(event);
+            async move {
+                match read(outbound::send(&self.http, self.timeout, request).await).await {
+                    Err(CalendarError::Duplicate { .. }) => {
+                        Attempt::Done(Err(CalendarError::Duplicate { ours: attempt > 1 }))
+                    }
+                    Err(err @ CalendarError::Unavailable(_)) => Attempt::Retry(err, None),
+                    other => Attempt::Done(other),
+                }
+            }
+        })
+        .await
+    }
+
+    /// `events.get`, used to return the existing event on an idempotent replay.
+    async fn get(&self, access_token: &Secret, calendar: &CalendarId, id: &EventId) -> Result<Value, CalendarError> {
+        let url = format!("{}/{}", self.events_url(calendar), id.as_str());
+        retry("Calendar get", |_| {
+            let request = self.http.get(&url).bearer_auth(access_token.expose());
+            async move {
+                match read(outbound::send(&self.http, self.timeout, request).await).await {
+                    Err(err @ CalendarError::Unavailable(_)) => Attempt::Retry(err, None),
+                    other => Attempt::Done(other),
+                }
+            }
+        })
+        .await
+    }
+}
+
+async fn read(sent: Result<reqwest::Response, Transport>) -> Result<Value, CalendarError> {
+    let response = sent.map_err(|t| CalendarError::Unavailable(t.to_string()))?;
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
     let body = response
@@ -162,10 +163,12 @@ mod tests {
     fn calendar_ids_are_encoded_as_one_path_segment() {
         let client = CalendarClient::new(
             "https://calendar.test/calendar/v3/",
-            crate::google::outbound::http_client(std::time::Duration::from_secs(1)),
+            crate::outbound::http_client(Duration::from_secs(1)),
+            Duration::from_secs(1),
         );
+        let calendar = CalendarId::parse("team@example.com/x#y").unwrap();
         assert_eq!(
-            client.events_url("team@example.com/x#y"),
+            client.events_url(&calendar),
             "https://calendar.test/calendar/v3/calendars/team%40example.com%2Fx%23y/events"
         );
     }

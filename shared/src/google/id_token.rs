@@ -1,15 +1,20 @@
 //! Google ID-token verification (SPEC §5): RS256 only, `kid` from the cached JWKS,
 //! `iss` in both of Google's forms, `aud` equal to our client ID, `exp`/`iat` within
-//! 300 s of skew, a lifetime of at most 24 h, and the optional hosted-domain list.
+//! 300 s of skew, `nbf` when present, `azp` equal to our client ID when `aud`
+//! names several audiences, a lifetime of at most 24 h, and the optional
+//! hosted-domain list.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use data_encoding::BASE64URL_NOPAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use super::jwks::{JwksCache, JwksError};
+use crate::grant::Profile;
+use crate::ports::IdTokens;
 use crate::types::IdToken;
 
 pub const GOOGLE_ISSUERS: [&str; 2] = ["accounts.google.com", "https://accounts.google.com"];
@@ -38,10 +43,14 @@ pub enum Rejection {
     Expired,
     #[error("token issued in the future")]
     IssuedInFuture,
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
     #[error("required claim missing: {0}")]
     MissingClaim(String),
     #[error("lifetime longer than 24 h")]
     LifetimeTooLong,
+    #[error("several audiences and azp is not this client")]
+    WrongAuthorizedParty,
     #[error("hosted domain not allowed")]
     DomainNotAllowed,
     #[error("signing keys unavailable: {0}")]
@@ -49,17 +58,16 @@ pub enum Rejection {
 }
 
 /// Who the token proves the caller is. Only built by a successful verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedIdentity {
-    pub sub: String,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub picture: Option<String>,
-    /// Always serialised: `null` for consumer accounts.
-    pub hd: Option<String>,
-    #[serde(skip)]
+    pub profile: Profile,
     pub expires_at: i64,
+}
+
+impl VerifiedIdentity {
+    pub fn sub(&self) -> &str {
+        &self.profile.sub
+    }
 }
 
 #[derive(Deserialize)]
@@ -79,6 +87,23 @@ struct Claims {
     hd: Option<String>,
     exp: Option<i64>,
     iat: Option<i64>,
+    #[serde(default)]
+    aud: Audience,
+    azp: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    Many(Vec<String>),
+    /// One audience (checked by `jsonwebtoken`) or none.
+    Other(serde::de::IgnoredAny),
+}
+
+impl Default for Audience {
+    fn default() -> Self {
+        Audience::Other(serde::de::IgnoredAny)
+    }
 }
 
 /// Google has sent `email_verified` both as a boolean and as "true".
@@ -99,6 +124,7 @@ fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 pub struct IdTokenVerifier {
     jwks: JwksCache,
     validation: Validation,
+    client_id: String,
     hosted_domains: Option<Vec<String>>,
 }
 
@@ -110,9 +136,11 @@ impl IdTokenVerifier {
         validation.set_issuer(&GOOGLE_ISSUERS);
         // jsonwebtoken checks iss/aud only when present unless they are required.
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
         Self {
             jwks,
             validation,
+            client_id: client_id.to_owned(),
             hosted_domains,
         }
     }
@@ -133,11 +161,17 @@ impl IdTokenVerifier {
         let now = unix_now();
         let exp = claims.exp.ok_or_else(|| Rejection::MissingClaim("exp".into()))?;
         let iat = claims.iat.ok_or_else(|| Rejection::MissingClaim("iat".into()))?;
-        if iat > now + CLOCK_SKEW_SECS as i64 {
+        if iat > now.saturating_add(CLOCK_SKEW_SECS as i64) {
             return Err(Rejection::IssuedInFuture);
         }
-        if exp - iat > MAX_LIFETIME_SECS {
+        if exp.checked_sub(iat).is_none_or(|lifetime| lifetime > MAX_LIFETIME_SECS) {
             return Err(Rejection::LifetimeTooLong);
+        }
+        if let Audience::Many(audiences) = &claims.aud
+            && audiences.len() > 1
+            && claims.azp.as_deref() != Some(self.client_id.as_str())
+        {
+            return Err(Rejection::WrongAuthorizedParty);
         }
         let sub = claims
             .sub
@@ -154,14 +188,23 @@ impl IdTokenVerifier {
             }
         }
         Ok(VerifiedIdentity {
-            sub,
-            email: claims.email,
-            email_verified: claims.email_verified,
-            name: claims.name,
-            picture: claims.picture,
-            hd: claims.hd,
+            profile: Profile {
+                sub,
+                email: claims.email,
+                email_verified: claims.email_verified,
+                name: claims.name,
+                picture: claims.picture,
+                hd: claims.hd,
+            },
             expires_at: exp,
         })
+    }
+}
+
+#[async_trait]
+impl IdTokens for IdTokenVerifier {
+    async fn verify(&self, token: &IdToken) -> Result<VerifiedIdentity, Rejection> {
+        IdTokenVerifier::verify(self, token).await
     }
 }
 
@@ -185,6 +228,7 @@ pub(crate) fn map_jwt_error(kind: &ErrorKind) -> Rejection {
     match kind {
         ErrorKind::InvalidSignature => Rejection::BadSignature,
         ErrorKind::ExpiredSignature => Rejection::Expired,
+        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
         ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
         ErrorKind::InvalidAudience => Rejection::WrongAudience,
         ErrorKind::MissingRequiredClaim(claim) => Rejection::MissingClaim(claim.clone()),

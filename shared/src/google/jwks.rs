@@ -1,19 +1,27 @@
 //! A JWKS fetched once per warm container and kept for the `Cache-Control: max-age`
 //! Google served it with. An unknown `kid` triggers a refetch (Google rotates keys),
-//! at most once per `min_refetch_interval`, so forged kids cannot make us hammer
-//! Google. A refetch replaces the whole set: a key Google no longer publishes is no
-//! longer accepted.
+//! and no fetch starts within `min_refetch_interval` of the last one, so neither
+//! forged kids nor an outage make us hammer Google. A refetch replaces the whole
+//! set: a key Google no longer publishes is no longer accepted. When the set is
+//! past its max-age, the refetch gets a short budget and a failure serves the
+//! cached keys at once (Google's keys outlive their max-age by days), so a hanging
+//! endpoint never holds up authenticated requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm};
 use serde::Deserialize;
+
+use crate::outbound::{self, Attempt, retry};
 
 /// Used when Google sends no usable `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// What a refetch of a stale set may take before the cached keys are served.
+const STALE_REFETCH_BUDGET: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
@@ -26,6 +34,7 @@ pub enum JwksError {
 pub struct JwksCache {
     url: String,
     http: reqwest::Client,
+    timeout: Duration,
     min_refetch_interval: Duration,
     state: RwLock<State>,
     /// Serialises fetches so a burst of requests on a cold cache makes one call.
@@ -36,38 +45,30 @@ pub struct JwksCache {
 struct State {
     keys: HashMap<String, Arc<DecodingKey>>,
     fresh_until: Option<Instant>,
-    fetched_at: Option<Instant>,
-}
-
-impl State {
-    fn is_fresh(&self, now: Instant) -> bool {
-        self.fresh_until.is_some_and(|until| now < until)
-    }
+    /// The last fetch attempt, successful or not.
+    attempted_at: Option<Instant>,
 }
 
 #[derive(Deserialize)]
-struct JwkSet {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Deserialize)]
-struct Jwk {
-    kty: String,
-    kid: Option<String>,
-    alg: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
+struct RawSet {
+    keys: Vec<serde_json::Value>,
 }
 
 impl JwksCache {
-    pub fn new(url: impl Into<String>, http: reqwest::Client) -> Self {
-        Self::with_refetch_interval(url, http, Duration::from_secs(10))
+    pub fn new(url: impl Into<String>, http: reqwest::Client, timeout: Duration) -> Self {
+        Self::with_refetch_interval(url, http, timeout, Duration::from_secs(10))
     }
 
-    pub fn with_refetch_interval(url: impl Into<String>, http: reqwest::Client, interval: Duration) -> Self {
+    pub fn with_refetch_interval(
+        url: impl Into<String>,
+        http: reqwest::Client,
+        timeout: Duration,
+        interval: Duration,
+    ) -> Self {
         Self {
             url: url.into(),
             http,
+            timeout,
             min_refetch_interval: interval,
             state: RwLock::new(State::default()),
             fetching: tokio::sync::Mutex::new(()),
@@ -75,77 +76,81 @@ impl JwksCache {
     }
 
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
-        if let Some(key) = self.fresh_key(kid) {
+        if let Some(key) = self.cached(kid, true) {
             return Ok(key);
         }
         let _fetching = self.fetching.lock().await;
         let now = Instant::now();
-        {
+        let (fresh, stale_key, may_fetch) = {
             let state = self.state.read().expect("JWKS lock");
-            if state.is_fresh(now) {
-                if let Some(key) = state.keys.get(kid) {
-                    return Ok(key.clone());
-                }
-                let recently = state.fetched_at.is_some_and(|at| now - at < self.min_refetch_interval);
-                if recently {
-                    return Err(JwksError::UnknownKid);
-                }
-            }
+            let fresh = state.fresh_until.is_some_and(|until| now < until);
+            let may_fetch = state
+                .attempted_at
+                .is_none_or(|at| now.duration_since(at) >= self.min_refetch_interval);
+            (fresh, state.keys.get(kid).cloned(), may_fetch)
+        };
+        if let (true, Some(key)) = (fresh, &stale_key) {
+            return Ok(key.clone());
         }
-        match self.fetch().await {
+        if !may_fetch {
+            return match (stale_key, fresh) {
+                (Some(key), _) => Ok(key),
+                (None, true) => Err(JwksError::UnknownKid),
+                (None, false) if self.has_keys() => Err(JwksError::UnknownKid),
+                (None, false) => Err(JwksError::Unavailable("key set refetch is backing off".into())),
+            };
+        }
+        let budget = if stale_key.is_some() {
+            STALE_REFETCH_BUDGET.min(self.timeout)
+        } else {
+            self.timeout
+        };
+        let fetched = self.fetch(budget, stale_key.is_none()).await;
+        let mut state = self.state.write().expect("JWKS lock");
+        state.attempted_at = Some(now);
+        match fetched {
             Ok((keys, max_age)) => {
-                let mut state = self.state.write().expect("JWKS lock");
-                *state = State {
-                    keys,
-                    fresh_until: Some(now + max_age),
-                    fetched_at: Some(now),
-                };
+                state.keys = keys;
+                state.fresh_until = Some(now + max_age);
                 state.keys.get(kid).cloned().ok_or(JwksError::UnknownKid)
             }
-            Err(reason) => {
-                let mut state = self.state.write().expect("JWKS lock");
-                // Count the failed attempt too, so an outage is not hammered either.
-                state.fetched_at = Some(now);
-                // Google's keys outlive their max-age by days; a stale known key is
-                // safer to use than failing every sign-in while the endpoint is down.
-                match state.keys.get(kid) {
-                    Some(key) => {
-                        tracing::warn!(reason = %reason, "JWKS refetch failed; using the cached key");
-                        Ok(key.clone())
-                    }
-                    None => Err(JwksError::Unavailable(reason)),
+            Err(reason) => match stale_key {
+                Some(key) => {
+                    tracing::warn!(reason = %reason, "JWKS refetch failed; using the cached key");
+                    Ok(key)
                 }
-            }
+                None => Err(JwksError::Unavailable(reason)),
+            },
         }
     }
 
-    fn fresh_key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+    fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<DecodingKey>> {
         let state = self.state.read().expect("JWKS lock");
-        state
-            .is_fresh(Instant::now())
-            .then(|| state.keys.get(kid).cloned())
-            .flatten()
+        let fresh = state.fresh_until.is_some_and(|until| Instant::now() < until);
+        (fresh || !fresh_only).then(|| state.keys.get(kid).cloned()).flatten()
     }
 
-    async fn fetch(&self) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
-        let mut last_error = String::new();
-        for attempt in 0..super::outbound::MAX_ATTEMPTS {
-            if attempt > 0 {
-                super::outbound::backoff(attempt).await;
-            }
-            match self.fetch_once().await {
-                Ok(result) => return Ok(result),
-                Err(err) => last_error = err,
-            }
-        }
-        Err(last_error)
+    fn has_keys(&self) -> bool {
+        !self.state.read().expect("JWKS lock").keys.is_empty()
     }
 
-    async fn fetch_once(&self) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
-        let response = self
-            .http
-            .get(&self.url)
-            .send()
+    async fn fetch(
+        &self,
+        budget: Duration,
+        with_retries: bool,
+    ) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
+        retry("JWKS", |_| async move {
+            match self.fetch_once(budget).await {
+                Ok(set) => Attempt::Done(Ok(set)),
+                Err(err) if with_retries => Attempt::Retry(err, None),
+                Err(err) => Attempt::Done(Err(err)),
+            }
+        })
+        .await
+    }
+
+    async fn fetch_once(&self, budget: Duration) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
+        let response = outbound::send(&self.http, budget, self.http.get(&self.url))
             .await
             .map_err(|e| format!("JWKS request failed: {e}"))?;
         if !response.status().is_success() {
@@ -156,15 +161,16 @@ impl JwksCache {
         let max_age = max_age(response.headers())
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(self.min_refetch_interval, MAX_MAX_AGE);
-        let set: JwkSet = response.json().await.map_err(|e| format!("JWKS body unusable: {e}"))?;
+        let set: RawSet = response.json().await.map_err(|e| format!("JWKS body unusable: {e}"))?;
         let keys: HashMap<_, _> = set
             .keys
             .into_iter()
-            .filter(|k| k.kty == "RSA" && k.alg.as_deref().is_none_or(|a| a == "RS256"))
-            .filter_map(|k| {
-                let key = DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
-                Some((k.kid?, Arc::new(key)))
+            .filter_map(|raw| serde_json::from_value::<Jwk>(raw).ok())
+            .filter(|jwk| {
+                matches!(jwk.algorithm, AlgorithmParameters::RSA(_))
+                    && jwk.common.key_algorithm.is_none_or(|a| a == KeyAlgorithm::RS256)
             })
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, Arc::new(DecodingKey::from_jwk(&jwk).ok()?))))
             .collect();
         if keys.is_empty() {
             return Err("JWKS holds no usable RS256 key".into());

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -17,7 +19,8 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::outbound::{MAX_ATTEMPTS, Transport, backoff, retry_after};
+use crate::outbound::{self, Attempt, Transport, retry, retry_after};
+use crate::ports::TokenEndpoint;
 use crate::secret::Secret;
 use crate::types::{IdToken, ScopeSet};
 
@@ -96,25 +99,32 @@ enum Failure {
 pub struct OAuthClient {
     client: GoogleOAuth,
     http: reqwest::Client,
+    timeout: Duration,
     revoke_url: String,
 }
 
 impl OAuthClient {
+    /// `client_secret` is `None` for a function that only revokes (revocation needs
+    /// no client authentication); such a client never calls the token endpoint.
     pub fn new(
         client_id: &str,
-        client_secret: &Secret,
+        client_secret: Option<&Secret>,
         token_url: &str,
         revoke_url: &str,
         http: reqwest::Client,
+        timeout: Duration,
     ) -> Result<Self, String> {
         let token_url = TokenUrl::new(token_url.to_owned()).map_err(|e| format!("GOOGLE_TOKEN_URL: {e}"))?;
-        let client = Client::new(ClientId::new(client_id.to_owned()))
-            .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
+        let mut client = Client::new(ClientId::new(client_id.to_owned()))
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(token_url);
+        if let Some(secret) = client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        }
         Ok(Self {
             client,
             http,
+            timeout,
             revoke_url: revoke_url.to_owned(),
         })
     }
@@ -128,6 +138,7 @@ impl OAuthClient {
         Box::pin(async move {
             let send = Sender {
                 http: &self.http,
+                timeout: self.timeout,
                 replay: Replay::Never,
             };
             let response = self
@@ -145,6 +156,7 @@ impl OAuthClient {
         Box::pin(async move {
             let send = Sender {
                 http: &self.http,
+                timeout: self.timeout,
                 replay: Replay::Safe,
             };
             let response = self.client.exchange_refresh_token(&token).request_async(&send).await;
@@ -154,44 +166,47 @@ impl OAuthClient {
 
     /// Revokes a token (and with it the user's grant) at Google. `Ok(false)` when
     /// Google says the token was already invalid, which is fine for a disconnect.
+    /// Revoking is idempotent, so every failure to get an answer may be retried.
     pub async fn revoke(&self, token: &Secret) -> Result<bool, TokenError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let sent = self
-                .http
-                .post(&self.revoke_url)
-                .form(&[("token", token.expose())])
-                .send()
-                .await;
-            let response = match sent {
+        retry("revoke", |_| async {
+            let request = self.http.post(&self.revoke_url).form(&[("token", token.expose())]);
+            let response = match outbound::send(&self.http, self.timeout, request).await {
                 Ok(response) => response,
-                Err(err) if attempt + 1 < MAX_ATTEMPTS => {
-                    tracing::warn!(reason = %Transport::classify(&err), "revoke attempt failed");
-                    continue;
-                }
-                Err(err) => {
-                    return Err(TokenError::Unavailable(Transport::classify(&err).to_string()));
-                }
+                Err(transport) => return Attempt::Retry(TokenError::Unavailable(transport.to_string()), None),
             };
             let status = response.status();
             if status.is_success() {
-                return Ok(true);
+                return Attempt::Done(Ok(true));
             }
-            if status.is_server_error() && attempt + 1 < MAX_ATTEMPTS {
-                continue;
+            if status.as_u16() == 429 {
+                let after = retry_after(response.headers());
+                return Attempt::Done(Err(TokenError::RateLimited { retry_after: after }));
             }
             if status.is_server_error() {
-                return Err(TokenError::Unavailable(format!("revoke answered {status}")));
+                return Attempt::Retry(TokenError::Unavailable(format!("revoke answered {status}")), None);
             }
             let body: serde_json::Value = response.json().await.unwrap_or_default();
-            return match body["error"].as_str() {
+            Attempt::Done(match body["error"].as_str() {
                 Some("invalid_token") => Ok(false),
                 _ => Err(TokenError::Unusable(format!("revoke answered {status}"))),
-            };
-        }
-        Err(TokenError::Unavailable("revoke attempts exhausted".into()))
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TokenEndpoint for OAuthClient {
+    async fn exchange_code(&self, code: &Secret, redirect_uri: &str) -> Result<TokenGrant, TokenError> {
+        OAuthClient::exchange_code(self, code, redirect_uri).await
+    }
+
+    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, TokenError> {
+        OAuthClient::refresh(self, refresh_token).await
+    }
+
+    async fn revoke(&self, token: &Secret) -> Result<bool, TokenError> {
+        OAuthClient::revoke(self, token).await
     }
 }
 
@@ -199,6 +214,7 @@ impl OAuthClient {
 /// A named type rather than a closure so its futures are provably `Send`.
 struct Sender<'a> {
     http: &'a reqwest::Client,
+    timeout: Duration,
     replay: Replay,
 }
 
@@ -207,41 +223,48 @@ impl<'c> AsyncHttpClient<'c> for Sender<'_> {
     type Future = BoxFuture<'c, Result<HttpResponse, Failure>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(send(self.http, request, self.replay))
+        Box::pin(send(self.http, self.timeout, request, self.replay))
     }
 }
 
-async fn send(http: &reqwest::Client, request: HttpRequest, replay: Replay) -> Result<HttpResponse, Failure> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let outbound = reqwest::Request::try_from(request.clone()).map_err(|_| Failure::Build)?;
-        let failure = match http.execute(outbound).await {
+async fn send(
+    http: &reqwest::Client,
+    timeout: Duration,
+    request: HttpRequest,
+    replay: Replay,
+) -> Result<HttpResponse, Failure> {
+    retry("token endpoint", |_| async {
+        let Ok(outbound) = reqwest::Request::try_from(request.clone()) else {
+            return Attempt::Done(Err(Failure::Build));
+        };
+        let builder = reqwest::RequestBuilder::from_parts(http.clone(), outbound);
+        let failure = match outbound::send(http, timeout, builder).await {
             Ok(response) => {
                 let status = response.status();
-                if status.is_server_error() || status.as_u16() == 429 {
-                    Failure::Status {
-                        status: status.as_u16(),
-                        retry_after: retry_after(response.headers()),
-                    }
-                } else {
-                    return into_http_response(response).await;
+                if !(status.is_server_error() || status.as_u16() == 429) {
+                    return Attempt::Done(into_http_response(response).await);
+                }
+                Failure::Status {
+                    status: status.as_u16(),
+                    retry_after: retry_after(response.headers()),
                 }
             }
-            Err(err) => Failure::Transport(Transport::classify(&err)),
+            Err(transport) => Failure::Transport(transport),
         };
+        // Codes are single-use: only a request that provably never left is retried.
         let may_retry = match (&failure, replay) {
             (Failure::Transport(Transport::Unreachable), _) => true,
             (Failure::Status { status, .. }, Replay::Safe) => *status != 429,
             (Failure::Transport(_), Replay::Safe) => true,
             _ => false,
         };
-        if !may_retry || attempt >= MAX_ATTEMPTS {
-            return Err(failure);
+        if may_retry {
+            Attempt::Retry(failure, None)
+        } else {
+            Attempt::Done(Err(failure))
         }
-        tracing::warn!(attempt, reason = %failure, "token endpoint attempt failed; retrying");
-        backoff(attempt).await;
-    }
+    })
+    .await
 }
 
 async fn into_http_response(response: reqwest::Response) -> Result<HttpResponse, Failure> {

@@ -1,18 +1,28 @@
 //! Cross-Account Protection (RISC) security event tokens, RFC 8417 / RFC 8935: signed
 //! by Google's RISC key, `iss` exactly the configured issuer, `aud` our client ID, no
-//! `exp` (Google's tokens have none), one or more events about a subject.
+//! `exp` (Google's tokens have none) but an `iat` of at most 7 days ago, and one or
+//! more events, each matched on its full event-type URI, about a subject: a Google
+//! account of Google's issuer, or (for `token-revoked`) one refresh token.
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::id_token::{Rejection, map_jwt_error, signing_kid};
+use super::id_token::{CLOCK_SKEW_SECS, GOOGLE_ISSUERS, Rejection, map_jwt_error, signing_kid, unix_now};
 use super::jwks::{JwksCache, JwksError};
+use crate::grant::TokenIds;
+use crate::ports::TokenLookup;
+
+/// Older tokens are refused: a captured token must not work again once its `jti`
+/// record has expired (those are kept longer than this).
+pub const MAX_AGE_SECS: i64 = 7 * 24 * 3600;
+const RISC_EVENTS: &str = "https://schemas.openid.net/secevent/risc/event-type/";
+const OAUTH_EVENTS: &str = "https://schemas.openid.net/secevent/oauth/event-type/";
 
 /// RFC 8935 error codes this receiver answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RiscRejection {
-    /// Not a parseable security event token.
+    /// Not a parseable (or no longer acceptable) security event token.
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
     /// Signature, key, issuer or audience wrong.
@@ -23,35 +33,96 @@ pub enum RiscRejection {
     KeysUnavailable(String),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RiscKind {
+    TokensRevoked,
+    TokenRevoked,
+    SessionsRevoked,
+    AccountDisabled,
+    AccountEnabled,
+    AccountPurged,
+    CredentialChangeRequired,
+    Verification,
+    Other(String),
+}
+
+impl RiscKind {
+    const KNOWN: [(&'static str, &'static str, RiscKind); 8] = [
+        (OAUTH_EVENTS, "tokens-revoked", RiscKind::TokensRevoked),
+        (OAUTH_EVENTS, "token-revoked", RiscKind::TokenRevoked),
+        (RISC_EVENTS, "sessions-revoked", RiscKind::SessionsRevoked),
+        (RISC_EVENTS, "account-disabled", RiscKind::AccountDisabled),
+        (RISC_EVENTS, "account-enabled", RiscKind::AccountEnabled),
+        (RISC_EVENTS, "account-purged", RiscKind::AccountPurged),
+        (
+            RISC_EVENTS,
+            "account-credential-change-required",
+            RiscKind::CredentialChangeRequired,
+        ),
+        (RISC_EVENTS, "verification", RiscKind::Verification),
+    ];
+
+    /// Only the exact URIs count: a look-alike type is an unknown one.
+    fn from_uri(uri: &str) -> Self {
+        Self::KNOWN
+            .iter()
+            .find(|(base, name, _)| uri.strip_prefix(base) == Some(name))
+            .map_or_else(|| RiscKind::Other(uri.to_owned()), |(_, _, kind)| kind.clone())
+    }
+
+    /// The short name, as logged and reported (`risc:<name>`).
+    pub fn name(&self) -> &str {
+        match self {
+            RiscKind::Other(uri) => uri,
+            known => Self::KNOWN
+                .iter()
+                .find(|(_, _, k)| k == known)
+                .map_or("", |(_, name, _)| name),
+        }
+    }
+}
+
+/// Whom an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Sub(String),
+    Token(TokenLookup),
+    None,
+}
+
 /// One verified security event token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {
     pub jti: String,
-    /// `(event type, subject sub)` pairs; the type is the URI's last path segment
-    /// (`tokens-revoked`), the subject absent for `verification`.
-    pub events: Vec<(String, Option<String>)>,
+    pub events: Vec<(RiscKind, Subject)>,
 }
 
 #[derive(Deserialize)]
 struct SetClaims {
     jti: Option<String>,
+    iat: Option<i64>,
     events: Option<Map<String, Value>>,
 }
 
 pub struct SecurityEventVerifier {
     jwks: JwksCache,
     validation: Validation,
+    issuer: String,
 }
 
 impl SecurityEventVerifier {
     pub fn new(client_id: &str, issuer: &str, jwks: JwksCache) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = super::id_token::CLOCK_SKEW_SECS;
+        validation.leeway = CLOCK_SKEW_SECS;
         validation.validate_exp = false;
         validation.set_audience(&[client_id]);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["iss", "aud"]);
-        Self { jwks, validation }
+        Self {
+            jwks,
+            validation,
+            issuer: issuer.to_owned(),
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
@@ -76,6 +147,11 @@ impl SecurityEventVerifier {
                 other => RiscRejection::AuthenticationFailed(other.to_string()),
             })?
             .claims;
+        let iat = claims.iat.ok_or_else(|| invalid("iat missing"))?;
+        let now = unix_now();
+        if iat > now.saturating_add(CLOCK_SKEW_SECS as i64) || now.saturating_sub(iat) > MAX_AGE_SECS {
+            return Err(invalid("iat is more than 7 days old or in the future"));
+        }
         let jti = claims
             .jti
             .filter(|j| !j.is_empty())
@@ -86,12 +162,57 @@ impl SecurityEventVerifier {
             .ok_or_else(|| invalid("events missing"))?;
         let events = events
             .iter()
-            .map(|(uri, body)| {
-                let kind = uri.rsplit('/').next().unwrap_or(uri).to_owned();
-                let sub = body["subject"]["sub"].as_str().map(str::to_owned);
-                (kind, sub)
-            })
+            .map(|(uri, body)| (RiscKind::from_uri(uri), self.subject(&body["subject"])))
             .collect();
         Ok(SecurityEvent { jti, events })
+    }
+
+    fn subject(&self, subject: &Value) -> Subject {
+        let text = |name: &str| subject[name].as_str().filter(|s| !s.is_empty());
+        match (text("subject_type"), text("sub"), text("token")) {
+            (Some("iss-sub") | None, Some(sub), _) => {
+                // A subject of another issuer is another account namespace.
+                let issuer_ok = text("iss").is_none_or(|iss| iss == self.issuer || GOOGLE_ISSUERS.contains(&iss));
+                if issuer_ok {
+                    Subject::Sub(sub.to_owned())
+                } else {
+                    Subject::None
+                }
+            }
+            (Some("oauth_token"), _, Some(token)) if text("token_type").is_none_or(|t| t == "refresh_token") => {
+                match text("token_identifier_alg") {
+                    Some("prefix") => Subject::Token(TokenLookup::PrefixHash(TokenIds::hash_prefix(token))),
+                    Some("hash_base64_sha512_sha512") => Subject::Token(TokenLookup::Hash(token.to_owned())),
+                    _ => Subject::None,
+                }
+            }
+            _ => Subject::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_match_on_the_full_uri() {
+        let risc = |name: &str| format!("{RISC_EVENTS}{name}");
+        assert_eq!(RiscKind::from_uri(&risc("account-purged")), RiscKind::AccountPurged);
+        assert_eq!(
+            RiscKind::from_uri(&format!("{OAUTH_EVENTS}tokens-revoked")),
+            RiscKind::TokensRevoked
+        );
+        for look_alike in [
+            "https://evil.example/secevent/risc/event-type/account-purged".to_owned(),
+            format!("{OAUTH_EVENTS}account-purged"),
+            format!("{}/x", risc("account-purged")),
+        ] {
+            assert!(
+                matches!(RiscKind::from_uri(&look_alike), RiscKind::Other(_)),
+                "{look_alike}"
+            );
+        }
+        assert_eq!(RiscKind::AccountPurged.name(), "account-purged");
     }
 }

@@ -44,10 +44,7 @@ async fn me_reports_each_state() {
         .is_ok()
     );
 
-    stack
-        .app
-        .vault
-        .mark_reauthorization_required("acc1", None)
+    shared::cases::grants::mark_dead(stack.grants.as_ref(), "acc1", None, "invalid_grant")
         .await
         .unwrap();
     assert_eq!(stack.me(&bearer).await.body["status"], "reauthorization_required");
@@ -68,14 +65,48 @@ async fn disconnect_revokes_deletes_and_is_idempotent() {
 }
 
 #[tokio::test]
-async fn disconnect_deletes_locally_when_google_is_down() {
+async fn disconnect_keeps_the_grant_while_google_cannot_revoke() {
     let stack = Stack::start().await;
     let bearer = stack.connect_calendar("acc3").await;
-    stack
-        .google
-        .inject(Fault::new(Endpoint::Revoke, FaultKind::DropBeforeWork).times(3));
+    let before = stack.snapshot().await;
+    for fault in [
+        Fault::new(Endpoint::Revoke, FaultKind::DropBeforeWork).times(3),
+        Fault::status(Endpoint::Revoke, 503).times(3),
+        Fault::new(
+            Endpoint::Revoke,
+            FaultKind::Status {
+                status: 429,
+                body: None,
+                retry_after: Some(11),
+            },
+        ),
+    ] {
+        stack.google.inject(fault);
+        let reply = disconnect(&stack, &bearer).await;
+        reply.assert_problem(503, "upstream_unavailable");
+        let retry_after: u32 = reply.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry_after >= 1);
+        assert_eq!(
+            stack.snapshot().await,
+            before,
+            "the grant stays until Google revoked it"
+        );
+        assert_eq!(stack.google.user_refresh_tokens_live("acc3"), 1);
+    }
+    // The client retries once Google is back.
     assert_eq!(disconnect(&stack, &bearer).await.status, 204);
+    assert_eq!(stack.google.user_refresh_tokens_live("acc3"), 0);
     assert!(stack.grant_item("acc3").await.is_none());
+}
+
+#[tokio::test]
+async fn disconnect_of_a_token_google_already_invalidated_deletes() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("acc4").await;
+    assert!(stack.google.revoke_user("acc4"));
+    let reply = disconnect(&stack, &bearer).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert!(stack.grant_item("acc4").await.is_none());
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@ use futures::future::join_all;
 use integration_tests::google_emulator::{CodeRequest, Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Options, Req, Stack};
 use serde_json::json;
-use shared::vault::Ciphertext;
+use shared::grant::Ciphertext;
+use shared::ports::{GrantStore as _, TokenSealer as _};
 
 #[tokio::test]
 async fn happy_path_returns_the_spec_body_and_stores_only_ciphertext() {
@@ -61,8 +62,8 @@ async fn later_sign_in_without_refresh_token_keeps_the_stored_one() {
 
     // The kept token still works: decrypt it and refresh through the emulator.
     let ct = Ciphertext(after.as_b().unwrap().as_ref().to_vec());
-    let token = stack.app.vault.open("u2", &ct).await.expect("decrypt");
-    assert!(stack.app.oauth.refresh(&token).await.is_ok());
+    let token = stack.sealer.open("u2", &ct).await.expect("decrypt");
+    assert!(stack.oauth.refresh(&token).await.is_ok());
 }
 
 #[tokio::test]
@@ -294,9 +295,9 @@ async fn copied_ciphertext_cannot_be_decrypted_for_another_user() {
     stack.sign_in("victim").await;
     let item = stack.grant_item("victim").await.unwrap();
     let ct = Ciphertext(item["refresh_token_ct"].as_b().unwrap().as_ref().to_vec());
-    assert!(stack.app.vault.open("victim", &ct).await.is_ok());
+    assert!(stack.sealer.open("victim", &ct).await.is_ok());
     assert!(
-        stack.app.vault.open("attacker", &ct).await.is_err(),
+        stack.sealer.open("attacker", &ct).await.is_err(),
         "KMS refuses another owner's context"
     );
 }
@@ -323,7 +324,7 @@ async fn concurrent_exchanges_keep_every_scope_and_a_working_refresh_token() {
         "{:?}",
         replies.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
-    let grant = stack.app.vault.get("c1").await.unwrap().unwrap();
+    let grant = stack.grants.load("c1").await.unwrap().unwrap();
     for i in 0..16 {
         assert!(
             grant
@@ -333,15 +334,11 @@ async fn concurrent_exchanges_keep_every_scope_and_a_working_refresh_token() {
         );
     }
     let token = stack
-        .app
-        .vault
-        .open("c1", grant.refresh_token.as_ref().unwrap())
+        .sealer
+        .open("c1", &grant.refresh_token.as_ref().unwrap().ciphertext)
         .await
         .unwrap();
-    assert!(
-        stack.app.oauth.refresh(&token).await.is_ok(),
-        "stored refresh token works"
-    );
+    assert!(stack.oauth.refresh(&token).await.is_ok(), "stored refresh token works");
 }
 
 fn decode_claims(token: &str) -> serde_json::Value {

@@ -4,6 +4,7 @@ use futures::future::join_all;
 use integration_tests::google_emulator::{CodeRequest, Signer};
 use integration_tests::{CALENDAR_EVENTS, Function, Req, Stack};
 use serde_json::json;
+use shared::ports::{GrantStore as _, TokenSealer as _};
 
 #[tokio::test]
 async fn upgrade_grants_calendar_and_the_stored_token_carries_it() {
@@ -22,14 +23,13 @@ async fn upgrade_grants_calendar_and_the_stored_token_carries_it() {
     );
     assert_eq!(reply.body["offline_access"], true);
 
-    let grant = stack.app.vault.get("up1").await.unwrap().unwrap();
+    let grant = stack.grants.load("up1").await.unwrap().unwrap();
     let refresh = stack
-        .app
-        .vault
-        .open("up1", grant.refresh_token.as_ref().unwrap())
+        .sealer
+        .open("up1", &grant.refresh_token.as_ref().unwrap().ciphertext)
         .await
         .unwrap();
-    let access = stack.app.oauth.refresh(&refresh).await.unwrap();
+    let access = stack.oauth.refresh(&refresh).await.unwrap();
     assert!(
         access.scopes.unwrap().allows_calendar_writes(),
         "refreshed token carries Calendar"
@@ -127,17 +127,7 @@ async fn unticked_scope_is_reported_missing_and_what_was_granted_is_stored() {
     let reply = stack.upgrade(&bearer, &code, &[CALENDAR_EVENTS, extra]).await;
     reply.assert_problem(403, "scope_not_granted");
     assert_eq!(reply.body["missing_scopes"], json!([CALENDAR_EVENTS]));
-    assert!(
-        stack
-            .app
-            .vault
-            .get("up3")
-            .await
-            .unwrap()
-            .unwrap()
-            .scopes
-            .contains(extra)
-    );
+    assert!(stack.grants.load("up3").await.unwrap().unwrap().scopes.contains(extra));
 }
 
 #[tokio::test]
@@ -214,15 +204,14 @@ async fn sixteen_concurrent_upgrades_keep_all_sixteen_scopes() {
         "{:?}",
         replies.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
-    let grant = stack.app.vault.get("up6").await.unwrap().unwrap();
+    let grant = stack.grants.load("up6").await.unwrap().unwrap();
     for s in &scopes {
         assert!(grant.scopes.contains(s), "{s} lost");
     }
     let token = stack
-        .app
-        .vault
-        .open("up6", grant.refresh_token.as_ref().unwrap())
+        .sealer
+        .open("up6", &grant.refresh_token.as_ref().unwrap().ciphertext)
         .await
         .unwrap();
-    assert!(stack.app.oauth.refresh(&token).await.is_ok());
+    assert!(stack.oauth.refresh(&token).await.is_ok());
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 use integration_tests::Stack;
 use integration_tests::google_emulator::Signer;
 use serde_json::{Value, json};
-use shared::google::{IdTokenVerifier, JwksCache, Rejection, outbound};
+use shared::google::{IdTokenVerifier, JwksCache, Rejection};
+use shared::outbound;
 use shared::types::IdToken;
 
 fn verifier(stack: &Stack, interval: Duration) -> IdTokenVerifier {
     let http = outbound::http_client(Duration::from_secs(2));
-    let jwks = JwksCache::with_refetch_interval(stack.google.jwks_url(), http, interval);
+    let jwks = JwksCache::with_refetch_interval(stack.google.jwks_url(), http, Duration::from_secs(2), interval);
     IdTokenVerifier::new(&stack.google.client_id(), jwks, None)
 }
 
@@ -21,7 +22,7 @@ fn header(stack: &Stack) -> Value {
 
 async fn verify(v: &IdTokenVerifier, token: &str) -> Result<String, Rejection> {
     let token = IdToken::parse(token).ok_or(Rejection::Malformed)?;
-    v.verify(&token).await.map(|id| id.sub)
+    v.verify(&token).await.map(|id| id.profile.sub)
 }
 
 #[tokio::test]
@@ -189,7 +190,7 @@ async fn hosted_domain_allow_list_uses_the_hd_claim() {
     let http = outbound::http_client(Duration::from_secs(2));
     let v = IdTokenVerifier::new(
         &g.client_id(),
-        JwksCache::new(g.jwks_url(), http),
+        JwksCache::new(g.jwks_url(), http, Duration::from_secs(2)),
         Some(vec!["example.org".into()]),
     );
     let with = |claims: Value| g.id_token_with_claims("dan", claims);

@@ -1,6 +1,6 @@
 //! ID-token verification with a warm JWKS cache: what every authenticated request
 //! pays once the container is warm (header check, cached key lookup, RS256 signature,
-//! claim checks). Run with `cargo bench -p shared --bench verify`.
+//! claim checks). Run with `cargo bench -p integration-tests --bench verify`.
 //!
 //! The Google emulator signs the token and serves the JWKS over loopback HTTP; the
 //! first verification fetches it, every measured one hits the cache.
@@ -10,14 +10,19 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use google_emulator::{Emulator, EmulatorConfig};
-use shared::google::{IdTokenVerifier, JwksCache, outbound};
+use shared::google::{IdTokenVerifier, JwksCache};
+use shared::outbound;
 use shared::types::IdToken;
 
 fn verify(c: &mut Criterion) {
     let google = Emulator::start_blocking(EmulatorConfig::default());
     let verifier = IdTokenVerifier::new(
         &google.client_id(),
-        JwksCache::new(google.jwks_url(), outbound::http_client(Duration::from_secs(5))),
+        JwksCache::new(
+            google.jwks_url(),
+            outbound::http_client(Duration::from_secs(5)),
+            Duration::from_secs(5),
+        ),
         None,
     );
     let token = IdToken::parse(&google.id_token("bench-user")).expect("the emulator mints well-formed tokens");
@@ -29,7 +34,7 @@ fn verify(c: &mut Criterion) {
     let identity = runtime
         .block_on(verifier.verify(&token))
         .expect("the emulator's token verifies");
-    assert_eq!(identity.sub, "bench-user");
+    assert_eq!(identity.sub(), "bench-user");
     let jwks_fetches = google.hits().jwks;
 
     let mut group = c.benchmark_group("id_token");

@@ -1,169 +1,16 @@
-//! HTTP conventions every function shares: routing on the path it is given, CORS,
-//! request parsing at the edge, and the one place where `ApiError` becomes a response.
+//! Request parsing at the edge: the CSRF check, JSON bodies, the bearer ID token,
+//! query parameters. Everything here refuses bad input with a clear `ApiError`
+//! before anything reaches Google, KMS or DynamoDB.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Instant;
-
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Request, RequestExt};
-use serde::Serialize;
+use http::{HeaderMap, header};
+use lambda_http::{Request, RequestExt};
 use serde_json::{Map, Value};
-use tracing::{Instrument, field};
 
-use crate::error::ApiError;
-use crate::types::IdToken;
-
-pub type Response = http::Response<Body>;
-
-/// Bodies above this are refused with 413 before any parsing.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-const ALLOWED_REQUEST_HEADERS: &str = "authorization, content-type, idempotency-key, x-requested-with";
-const EXPOSED_HEADERS: &str = "retry-after, idempotent-replayed, www-authenticate";
-
-#[derive(Debug)]
-pub struct Route {
-    pub method: Method,
-    pub path: &'static str,
-}
-
-impl Route {
-    pub const fn new(method: Method, path: &'static str) -> Self {
-        Self { method, path }
-    }
-}
-
-/// The exact origins allowed to call from a browser; no patterns, so look-alikes,
-/// other schemes and `null` never match.
-#[derive(Debug, Clone, Default)]
-pub struct Cors {
-    allowed: Vec<String>,
-}
-
-impl Cors {
-    pub fn new(allowed: Vec<String>) -> Self {
-        Self { allowed }
-    }
-
-    pub fn allows(&self, origin: &str) -> bool {
-        self.allowed.iter().any(|o| o == origin)
-    }
-
-    fn decorate(&self, origin: Option<&str>, headers: &mut HeaderMap) {
-        headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        let Some(origin) = origin.filter(|o| self.allows(o)) else {
-            return;
-        };
-        if let Ok(value) = HeaderValue::from_str(origin) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            headers.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(EXPOSED_HEADERS),
-            );
-        }
-    }
-
-    fn preflight(&self, methods: &str) -> Response {
-        let mut response = empty(StatusCode::NO_CONTENT);
-        let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(methods) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, value);
-        }
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOWED_REQUEST_HEADERS),
-        );
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        response
-    }
-}
-
-/// Routes `req` to `handler`, answers preflights, 404s and 405s itself, turns errors
-/// into problem documents, adds CORS headers, and logs one line per request.
-///
-/// The returned future is boxed and `Send`: proving `Send` here, once, keeps rustc's
-/// higher-ranked lifetime inference from failing in every `main.rs` (rust#102211).
-pub fn serve<'a, F, Fut>(
-    cors: &'a Cors,
-    routes: &'static [Route],
-    req: Request,
-    handler: F,
-) -> Pin<Box<dyn Future<Output = Response> + Send + 'a>>
-where
-    F: FnOnce(&'static Route, Request) -> Fut + Send + 'a,
-    Fut: Future<Output = Result<Response, ApiError>> + Send + 'a,
-{
-    let started = Instant::now();
-    let request_id = request_id(&req);
-    let origin = header_str(req.headers(), header::ORIGIN.as_str()).map(str::to_owned);
-    let path = req.uri().path().to_owned();
-    let method = req.method().clone();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %path, sub = field::Empty);
-
-    Box::pin(
-        async move {
-            let same_path: Vec<&'static Route> = routes.iter().filter(|r| r.path == path).collect();
-            let allow = || {
-                let mut methods: Vec<&str> = same_path.iter().map(|r| r.method.as_str()).collect();
-                methods.push("OPTIONS");
-                methods.join(", ")
-            };
-            let outcome = if same_path.is_empty() {
-                Err(ApiError::NotFound(format!("No route for {path}.")))
-            } else if method == Method::OPTIONS {
-                Ok(cors.preflight(&allow()))
-            } else if let Some(route) = same_path.iter().find(|r| r.method == method) {
-                handler(route, req).await
-            } else {
-                Err(ApiError::MethodNotAllowed { allow: allow() })
-            };
-
-            let (mut response, code) = match outcome {
-                Ok(response) => (response, None),
-                Err(err) => {
-                    log_error(&err);
-                    (err.to_response(&request_id), Some(err.code()))
-                }
-            };
-            cors.decorate(origin.as_deref(), response.headers_mut());
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                code = code.unwrap_or("ok"),
-                "request finished"
-            );
-            response
-        }
-        .instrument(span),
-    )
-}
-
-fn log_error(err: &ApiError) {
-    match err {
-        ApiError::Internal(_) | ApiError::Upstream(_) | ApiError::Unavailable { .. } => {
-            tracing::error!(error = %err, "request failed");
-        }
-        _ => tracing::info!(error = %err, "request refused"),
-    }
-}
-
-/// Records the authenticated user on the request's log line.
-pub fn record_subject(sub: &str) {
-    tracing::Span::current().record("sub", sub);
-}
-
-fn request_id(req: &Request) -> String {
-    req.lambda_context_ref()
-        .map(|ctx| ctx.request_id.clone())
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| {
-            let mut bytes = [0u8; 12];
-            aws_lc_rs::rand::fill(&mut bytes).expect("system randomness is available");
-            data_encoding::HEXLOWER.encode(&bytes)
-        })
-}
+use super::{Cors, MAX_BODY_BYTES};
+use crate::error::{ApiError, TokenSource};
+use crate::google::VerifiedIdentity;
+use crate::ports::IdTokens;
+use crate::types::{IdToken, ScopeSet};
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -273,42 +120,52 @@ pub fn bearer(req: &Request) -> Result<IdToken, ApiError> {
 /// parameters lambda_http extracted from the event.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     if let Some(query) = req.uri().query() {
-        return query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(k) == name).then(|| decode_component(v))
-        });
+        return form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned());
     }
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
         .map(str::to_owned)
 }
 
-fn decode_component(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
+/// The verified bearer ID token of the caller.
+pub async fn authenticate(id_tokens: &dyn IdTokens, req: &Request) -> Result<VerifiedIdentity, ApiError> {
+    let token = bearer(req)?;
+    let identity = id_tokens
+        .verify(&token)
+        .await
+        .map_err(|r| ApiError::from_rejection(r, TokenSource::Bearer))?;
+    crate::telemetry::record_subject(identity.sub());
+    Ok(identity)
 }
 
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    let text = serde_json::to_string(body).expect("response bodies serialise");
-    http::Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::Text(text))
-        .expect("static status and headers are valid")
+/// `postmessage` (the popup code model) unless the body names an allow-listed URI.
+pub fn redirect_uri(allowed: &[String], body: &Map<String, Value>) -> Result<String, ApiError> {
+    match optional_string(body, "redirect_uri")? {
+        None => Ok("postmessage".to_owned()),
+        Some(uri) if uri == "postmessage" || allowed.contains(&uri) => Ok(uri),
+        Some(_) => Err(ApiError::invalid_request("'redirect_uri' is not allowed.")),
+    }
 }
 
-pub fn empty(status: StatusCode) -> Response {
-    http::Response::builder()
-        .status(status)
-        .body(Body::Empty)
-        .expect("valid status")
+/// An optional list of scope strings.
+pub fn scope_list(body: &Map<String, Value>, name: &str) -> Result<ScopeSet, ApiError> {
+    let invalid = || ApiError::invalid_request(format!("'{name}' must be a list of strings."));
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(ScopeSet::default()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(invalid))
+            .collect(),
+        Some(_) => Err(invalid()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::Body;
 
     fn request(headers: &[(&str, &str)], body: &str) -> Request {
         let mut builder = http::Request::builder().method("POST").uri("/auth/exchange");

@@ -1,0 +1,202 @@
+//! `worker`: Calendar event jobs from the SQS jobs queue, for users who are not
+//! there (README, "Acting for users from your backend"). Each message ends as
+//! created (consumed, `CalendarEventCreated`), a permanent failure (consumed,
+//! `CalendarEventFailed`) or a transient failure (reported in `batchItemFailures`,
+//! so SQS redelivers it and, after `maxReceiveCount`, moves it to the dead-letter
+//! queue). The outcome event is sent before the message is consumed; a failed send
+//! makes the message transient.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use shared::batch::{self, Disposition, SqsEvent, SqsMessage};
+use shared::cases::lifecycle::{job_created, job_failed};
+use shared::cases::{AccessTokens, CalendarEvents, NewEvent};
+use shared::ports::{EventSink, Outgoing};
+use shared::types::{CalendarId, IdempotencyKey, SendUpdates};
+use shared::{ApiError, Boot, Needs};
+
+pub const NEEDS: Needs = Needs {
+    kms: true,
+    client_secret: true,
+};
+
+pub struct Worker {
+    events: CalendarEvents,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+/// A job message, read: who, which calendar, the event and its idempotency key.
+struct Job {
+    job_id: IdempotencyKey,
+    sub: String,
+    new: NewEvent,
+}
+
+/// Why a message could not become a job, with what could be read of it.
+struct Unreadable {
+    job_id: Option<String>,
+    sub: Option<String>,
+    calendar: String,
+    error: ApiError,
+}
+
+impl Worker {
+    /// The table, KMS `Decrypt`/`Encrypt`, Google's token endpoint and Calendar, and
+    /// the team's bus when `EVENT_BUS_NAME` is set.
+    pub fn new(boot: &Boot) -> Self {
+        let access = AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth());
+        let sink = boot.event_sink().map(|sink| sink as Arc<dyn EventSink>);
+        Self::with(CalendarEvents::new(Arc::new(access), boot.calendar()), sink)
+    }
+
+    pub fn with(events: CalendarEvents, sink: Option<Arc<dyn EventSink>>) -> Self {
+        Self { events, sink }
+    }
+
+    /// An SQS batch in, `{"batchItemFailures": [...]}` out.
+    pub async fn handle(&self, event: Value) -> Value {
+        let response = match serde_json::from_value::<SqsEvent>(event) {
+            Ok(event) => batch::each_message(event, |message| self.one(message)).await,
+            Err(err) => {
+                tracing::error!(error = %err, "not an SQS event");
+                Default::default()
+            }
+        };
+        serde_json::to_value(response).unwrap_or_else(|_| json!({"batchItemFailures": []}))
+    }
+
+    async fn one(&self, message: SqsMessage) -> Disposition {
+        let (outcome, calendar) = match read_job(&message.body) {
+            Err(unreadable) => {
+                let event = job_failed(
+                    unreadable.job_id.as_deref(),
+                    unreadable.sub.as_deref(),
+                    &unreadable.calendar,
+                    &message.message_id,
+                    &unreadable.error,
+                );
+                (Err((unreadable.error, event)), unreadable.calendar)
+            }
+            Ok(job) => {
+                let calendar = job.new.calendar.as_str().to_owned();
+                let job_id = job.job_id.as_str().to_owned();
+                let result = self.events.create(&job.sub, job.new).await;
+                let outcome = match result {
+                    Ok(created) => Ok(job_created(
+                        &job_id,
+                        &job.sub,
+                        &calendar,
+                        &created.event,
+                        created.replayed,
+                    )),
+                    Err(err) => {
+                        let event = job_failed(Some(&job_id), Some(&job.sub), &calendar, &message.message_id, &err);
+                        Err((err, event))
+                    }
+                };
+                (outcome, calendar)
+            }
+        };
+        let event = match outcome {
+            Ok(event) => event,
+            Err((err, _)) if err.is_transient() => {
+                tracing::warn!(message_id = %message.message_id, code = err.code(), error = %err, "job failed; it will be retried");
+                return Disposition::Retry;
+            }
+            Err((err, event)) => {
+                tracing::info!(message_id = %message.message_id, code = err.code(), "job failed for good");
+                event
+            }
+        };
+        shared::telemetry::metric(
+            if event.detail_type == "CalendarEventCreated" {
+                "JobCreated"
+            } else {
+                "JobFailed"
+            },
+            1.0,
+        );
+        self.report(&message.message_id, &calendar, event).await
+    }
+
+    /// Sends the outcome event; the message is consumed only once it is sent.
+    async fn report(&self, message_id: &str, calendar: &str, event: Outgoing) -> Disposition {
+        tracing::info!(
+            message_id,
+            calendar,
+            outcome = event.detail_type,
+            job_id = %event.detail["job_id"],
+            sub = %event.detail["sub"],
+            "job done"
+        );
+        let Some(sink) = &self.sink else {
+            return Disposition::Consumed;
+        };
+        match sink.publish(std::slice::from_ref(&event)).await {
+            Ok(()) => Disposition::Consumed,
+            Err(err) => {
+                tracing::warn!(message_id, error = %err, "outcome event not sent; the job will be retried");
+                Disposition::Retry
+            }
+        }
+    }
+}
+
+fn read_job(body: &str) -> Result<Job, Unreadable> {
+    let unreadable = |job_id: Option<&str>, sub: Option<&str>, calendar: &str, error: ApiError| Unreadable {
+        job_id: job_id.map(str::to_owned),
+        sub: sub.map(str::to_owned),
+        calendar: calendar.to_owned(),
+        error,
+    };
+    let invalid = |why: &str| ApiError::InvalidJob(why.to_owned());
+    let Ok(Value::Object(job)) = serde_json::from_str::<Value>(body) else {
+        return Err(unreadable(
+            None,
+            None,
+            "primary",
+            invalid("The job is not a JSON object."),
+        ));
+    };
+    let text = |name: &str| job.get(name).and_then(Value::as_str);
+    let calendar = text("calendar_id").unwrap_or("primary");
+    let fail = |error| Err(unreadable(text("job_id"), text("sub"), calendar, error));
+    let Some(job_id) = text("job_id").and_then(IdempotencyKey::parse) else {
+        return fail(invalid("'job_id' must be 1-255 visible ASCII characters."));
+    };
+    let Some(sub) = text("sub").filter(|s| !s.trim().is_empty()) else {
+        return fail(invalid("'sub' must be a non-empty string."));
+    };
+    let Some(calendar_id) = optional(&job, "calendar_id", CalendarId::parse, CalendarId::primary()) else {
+        return fail(invalid(
+            "'calendar_id' must be 1-1024 characters, not '.' or '..', without control characters.",
+        ));
+    };
+    let Some(send_updates) = optional(&job, "send_updates", SendUpdates::parse, SendUpdates::default()) else {
+        return fail(invalid("'send_updates' must be all, externalOnly or none."));
+    };
+    let event = match shared::event::validate(job.get("event").cloned().unwrap_or(Value::Null)) {
+        Ok(event) => event,
+        Err(errors) => return fail(ApiError::InvalidEvent(errors)),
+    };
+    Ok(Job {
+        sub: sub.to_owned(),
+        new: NewEvent {
+            calendar: calendar_id,
+            send_updates,
+            key: Some(job_id.clone()),
+            event,
+        },
+        job_id,
+    })
+}
+
+/// An optional string member, parsed; `None` when present but invalid.
+fn optional<T>(job: &Map<String, Value>, name: &str, parse: impl Fn(&str) -> Option<T>, default: T) -> Option<T> {
+    match job.get(name) {
+        None | Some(Value::Null) => Some(default),
+        Some(Value::String(raw)) => parse(raw),
+        Some(_) => None,
+    }
+}

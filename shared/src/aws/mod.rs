@@ -1,0 +1,92 @@
+//! The AWS adapters: the DynamoDB grant store and replay guard, KMS sealing,
+//! EventBridge publishing and the client secret from Secrets Manager. Each call is
+//! bounded by the SDK's own retries and timeouts and by the invocation's deadline;
+//! every SDK error is classified here, once.
+
+pub mod dynamo;
+pub mod eventbridge;
+pub mod item;
+pub mod kms;
+pub mod secrets;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::outbound::{Transport, bounded};
+use crate::ports::StoreError;
+
+pub use dynamo::DynamoGrants;
+pub use eventbridge::EventBridgeSink;
+pub use kms::KmsSealer;
+
+/// Bounded retries and timeouts for every AWS client, matching the Google side.
+pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    base.to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .build()
+}
+
+/// Runs one SDK call within the deadline and classifies its failure.
+pub(crate) async fn call<T, E: ProvideErrorMetadata, R>(
+    service: &'static str,
+    work: impl std::future::Future<Output = Result<T, SdkError<E, R>>>,
+) -> Result<T, StoreError> {
+    match bounded(work).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(err)) => Err(classify(service, err)),
+        Err(Transport::Timeout | Transport::Unreachable | Transport::Lost) => Err(StoreError::Unavailable {
+            service,
+            reason: "invocation deadline reached".into(),
+        }),
+    }
+}
+
+/// Conditional-check failures are conflicts; transport failures, timeouts and
+/// throttling mean "unavailable, retry later" (the SDK already retried); everything
+/// else is an internal error.
+fn classify<E: ProvideErrorMetadata, R>(service: &'static str, err: SdkError<E, R>) -> StoreError {
+    let code = err.as_service_error().and_then(|e| e.code());
+    if code == Some("ConditionalCheckFailedException") {
+        return StoreError::Conflict;
+    }
+    let reason = match &err {
+        SdkError::ServiceError(e) => e.err().code().unwrap_or("unknown service error").to_owned(),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(_) => "could not connect".to_owned(),
+        // Other variants may carry the request; never format them (it can hold a token).
+        _ => "request could not be sent".to_owned(),
+    };
+    let unavailable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(_) => matches!(
+            code,
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "InternalException"
+                    | "ServiceUnavailable"
+                    | "KMSInternalException"
+                    | "DependencyTimeoutException"
+                    | "KeyUnavailableException"
+            )
+        ),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable { service, reason }
+    } else {
+        StoreError::Other(format!("{service}: {reason}"))
+    }
+}

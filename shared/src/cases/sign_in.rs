@@ -1,0 +1,124 @@
+//! Redeem a one-time authorization code: exchange it, verify the ID token Google
+//! returns, seal the refresh token and record the grant. For a sign-in
+//! (`exchange`) and for incremental authorization (`upgrade`), where the code must
+//! belong to the signed-in user and a refresh token must end up stored.
+
+use std::sync::Arc;
+
+use super::grants;
+use crate::error::{ApiError, TokenSource};
+use crate::google::VerifiedIdentity;
+use crate::grant::{Grant, SealedToken, TokenIds, now_rfc3339};
+use crate::ports::{GrantStore, IdTokens, TokenEndpoint, TokenSealer};
+use crate::secret::Secret;
+use crate::telemetry::metric;
+use crate::types::{IdToken, ScopeSet};
+
+pub struct SignIn {
+    google: Arc<dyn TokenEndpoint>,
+    id_tokens: Arc<dyn IdTokens>,
+    sealer: Arc<dyn TokenSealer>,
+    grants: Arc<dyn GrantStore>,
+}
+
+/// A redeemed code: who it belongs to, the ID token that proves it, and the grant
+/// as stored afterwards.
+pub struct SignedIn {
+    pub identity: VerifiedIdentity,
+    pub id_token: IdToken,
+    pub grant: Grant,
+}
+
+impl SignIn {
+    pub fn new(
+        google: Arc<dyn TokenEndpoint>,
+        id_tokens: Arc<dyn IdTokens>,
+        sealer: Arc<dyn TokenSealer>,
+        grants: Arc<dyn GrantStore>,
+    ) -> Self {
+        Self {
+            google,
+            id_tokens,
+            sealer,
+            grants,
+        }
+    }
+
+    /// First sign-in or a later one: an online-only code is fine.
+    pub async fn exchange(&self, code: &Secret, redirect_uri: &str) -> Result<SignedIn, ApiError> {
+        let result = self.redeem(code, redirect_uri, None).await;
+        metric(
+            if result.is_ok() {
+                "CodeExchanged"
+            } else {
+                "CodeExchangeFailed"
+            },
+            1.0,
+        );
+        result
+    }
+
+    /// Incremental authorization for the user `sub`: the code must be theirs, a
+    /// refresh token must be stored afterwards, and every `requested` scope granted
+    /// (what was granted is stored either way).
+    pub async fn upgrade(
+        &self,
+        sub: &str,
+        code: &Secret,
+        redirect_uri: &str,
+        requested: &ScopeSet,
+    ) -> Result<Grant, ApiError> {
+        let signed_in = self.redeem(code, redirect_uri, Some(sub)).await?;
+        let missing = requested.missing_from(&signed_in.grant.scopes);
+        if !missing.is_empty() {
+            return Err(ApiError::ScopeNotGranted { missing });
+        }
+        Ok(signed_in.grant)
+    }
+
+    async fn redeem(
+        &self,
+        code: &Secret,
+        redirect_uri: &str,
+        expected_sub: Option<&str>,
+    ) -> Result<SignedIn, ApiError> {
+        let granted = self.google.exchange_code(code, redirect_uri).await?;
+        let id_token = granted
+            .id_token
+            .ok_or_else(|| ApiError::Upstream("token response has no id_token (was 'openid' requested?)".into()))?;
+        let identity = self
+            .id_tokens
+            .verify(&id_token)
+            .await
+            .map_err(|r| ApiError::from_rejection(r, TokenSource::Exchange))?;
+        let sub = identity.profile.sub.clone();
+        crate::telemetry::record_subject(&sub);
+        if expected_sub.is_some_and(|expected| expected != sub) {
+            return Err(ApiError::AccountMismatch);
+        }
+        let sealed = match &granted.refresh_token {
+            Some(token) => Some(SealedToken {
+                ciphertext: self.sealer.seal(&sub, token).await?,
+                ids: TokenIds::of(token),
+            }),
+            None => None,
+        };
+        let scopes = granted.scopes.unwrap_or_default();
+        let require_offline = expected_sub.is_some();
+        let now = now_rfc3339();
+        let grant = grants::update(self.grants.as_ref(), &sub, |current| {
+            let next = Grant::authorized(current, &identity.profile, &scopes, sealed.as_ref(), &now);
+            if require_offline && next.refresh_token.is_none() {
+                return Err(ApiError::OfflineAccessRequired);
+            }
+            Ok(Some(next))
+        })
+        .await?
+        .ok_or_else(|| ApiError::internal("grant missing after write"))?;
+        Ok(SignedIn {
+            identity,
+            id_token,
+            grant,
+        })
+    }
+}
