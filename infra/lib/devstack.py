@@ -43,11 +43,17 @@ def resources(endpoint, template_path, table, alias):
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    extra = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     dynamodb.create_table(
         TableName=table,
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
+        **extra,
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
