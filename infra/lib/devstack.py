@@ -28,6 +28,17 @@ PROBES = [
 ]
 
 
+def table_extras(props):
+    """The table's indexes and stream as template.yaml declares them (DynamoDB refuses
+    attribute definitions that no key or index uses)."""
+    extra = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return extra
+
+
 def resources(endpoint, template_path, table, alias):
     import boto3
     import yaml
@@ -48,6 +59,7 @@ def resources(endpoint, template_path, table, alias):
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
+        **table_extras(props),
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
