@@ -698,6 +698,17 @@ def bench_function(function, bootstrap, env, flows, google, proxy, args, logs_di
 # -------------------------------------------------------------- setup
 
 
+def table_extras(props):
+    """The table's indexes and stream as template.yaml declares them (DynamoDB refuses
+    attribute definitions that no key or index uses)."""
+    extra = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return extra
+
+
 def create_table_and_key(moto, root):
     import boto3  # only for setup; from .venv
     import yaml
@@ -718,6 +729,7 @@ def create_table_and_key(moto, root):
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
+        **table_extras(props),
     )
     ttl = props["TimeToLiveSpecification"]
     ddb.update_time_to_live(

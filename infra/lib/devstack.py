@@ -28,6 +28,17 @@ PROBES = [
 ]
 
 
+def table_extras(props):
+    """The table's indexes and stream as template.yaml declares them (DynamoDB refuses
+    attribute definitions that no key or index uses)."""
+    extra = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return extra
+
+
 def resources(endpoint, template_path, table, alias):
     import boto3
     import yaml
@@ -43,17 +54,12 @@ def resources(endpoint, template_path, table, alias):
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    extra = {}
-    if props.get("GlobalSecondaryIndexes"):
-        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    if props.get("StreamSpecification"):
-        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     dynamodb.create_table(
         TableName=table,
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
-        **extra,
+        **table_extras(props),
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

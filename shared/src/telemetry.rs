@@ -51,9 +51,11 @@ pub fn filter(spec: &str) -> EnvFilter {
     filter
 }
 
-/// Logging for a function's process; `function` names its metrics.
+/// Logging for a function's process. Metrics carry the deployed function's name
+/// (`AWS_LAMBDA_FUNCTION_NAME`, so stacks stay apart), else the binary's.
 pub fn init(function: &str) {
-    let _ = FUNCTION.set(function.to_owned());
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| function.to_owned());
+    let _ = FUNCTION.set(name);
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let _ = tracing_subscriber::fmt()
         .json()

@@ -1,129 +1,160 @@
-//! `template.yaml` grants each function only what it uses (SPEC §7): the DynamoDB
-//! actions of its handlers, KMS only under the encryption-context purposes it
-//! handles, the client secret only where the token endpoint is called.
+//! `template.yaml` grants each function only what its code calls. What that is lives in
+//! one place, `infra/iam-expectations.yaml`: this test checks the template's own policy
+//! statements against it, and `infra/lint-template` checks the roles CloudFormation will
+//! deploy (after the SAM transform) against the same file. KMS is usable only under an
+//! encryption-context condition: the table's key only through DynamoDB for this table,
+//! the refresh-token context only with `sub`, the client ID and the purpose.
+//!
+//! Reads the two YAML files only (serde_yaml + std), no crate of the workspace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
-use shared::Needs;
+
+fn read(relative: &str) -> Value {
+    let path = format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
 
 fn template() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    read("template.yaml")
+}
+
+fn expectations() -> Value {
+    read("infra/iam-expectations.yaml")
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(list) => list.iter().map(|v| v.as_str().expect("a string").to_owned()).collect(),
+        other => panic!("expected a string or a list of strings, got {other:?}"),
+    }
 }
 
 fn statements(template: &Value, function: &str) -> Vec<Value> {
-    let policies = template["Resources"][function]["Properties"]["Policies"]
+    template["Resources"][function]["Properties"]["Policies"]
         .as_sequence()
-        .expect("Policies");
-    policies
+        .unwrap_or_else(|| panic!("{function}: Policies"))
         .iter()
         .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
         .collect()
 }
 
-fn actions(statement: &Value) -> Vec<String> {
-    match &statement["Action"] {
-        Value::String(a) => vec![a.clone()],
-        Value::Sequence(list) => list.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
-        other => panic!("unexpected Action {other:?}"),
+/// Sid -> sorted actions.
+fn by_sid(statements: &[Value], function: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for statement in statements {
+        let sid = statement["Sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function}: every statement has a Sid"))
+            .to_owned();
+        let previous = out.insert(sid.clone(), strings(&statement["Action"]).into_iter().collect());
+        assert!(previous.is_none(), "{function}: Sid {sid} twice");
+    }
+    out
+}
+
+fn expected_functions() -> Vec<(String, Value)> {
+    expectations()["functions"]
+        .as_mapping()
+        .expect("functions")
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("logical id").to_owned(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn each_function_policy_is_what_iam_expectations_lists() {
+    let template = template();
+    let expected = expected_functions();
+    let listed: BTreeSet<&str> = expected.iter().map(|(f, _)| f.as_str()).collect();
+    let in_template: BTreeSet<&str> = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(k, _)| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        in_template, listed,
+        "functions of template.yaml vs iam-expectations.yaml"
+    );
+
+    for (function, want) in &expected {
+        let got = by_sid(&statements(&template, function), function);
+        let want: BTreeMap<String, BTreeSet<String>> = want["policy"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{function}: policy"))
+            .iter()
+            .map(|(sid, actions)| (sid.as_str().unwrap().to_owned(), strings(actions).into_iter().collect()))
+            .collect();
+        assert_eq!(got, want, "{function}: statements (Sid -> actions)");
     }
 }
 
-fn condition(statement: &Value, key: &str) -> Option<Value> {
-    statement["Condition"]["StringEquals"].get(key).cloned()
-}
-
-/// What each function's code does against DynamoDB (see shared/src/vault.rs).
-const FUNCTIONS: &[(&str, Needs, &[&str], &[&str])] = &[
-    (
-        "ExchangeFunction",
-        exchange::NEEDS,
-        &["dynamodb:GetItem", "dynamodb:PutItem"],
-        &["kms:Encrypt"],
-    ),
-    (
-        "UpgradeFunction",
-        upgrade::NEEDS,
-        &["dynamodb:GetItem", "dynamodb:PutItem"],
-        &["kms:Encrypt"],
-    ),
-    (
-        "EventsFunction",
-        events::NEEDS,
-        &["dynamodb:GetItem", "dynamodb:PutItem"],
-        &["kms:Decrypt", "kms:Encrypt"],
-    ),
-    (
-        "AccountFunction",
-        account::NEEDS,
-        &["dynamodb:DeleteItem", "dynamodb:GetItem"],
-        &["kms:Decrypt"],
-    ),
-    (
-        "RiscFunction",
-        risc::NEEDS,
-        &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
-        &[],
-    ),
-];
-
 #[test]
-fn each_function_gets_only_the_actions_it_needs() {
+fn every_function_statement_is_narrow_and_kms_is_bound_to_an_encryption_context() {
     let template = template();
-    for (function, needs, dynamodb, token_kms) in FUNCTIONS {
-        let statements = statements(&template, function);
-        let mut granted_dynamodb = BTreeSet::new();
-        let mut granted_token_kms = BTreeSet::new();
-        let mut reads_secret = false;
-        for statement in &statements {
-            assert_eq!(statement["Effect"], "Allow", "{function}");
-            for action in actions(statement) {
-                assert!(!action.contains('*'), "{function}: wildcard action {action}");
-                assert_ne!(statement["Resource"].as_str(), Some("*"), "{function}: {action} on *");
-                match action.split(':').next().unwrap() {
-                    "dynamodb" => {
-                        granted_dynamodb.insert(action);
-                    }
-                    "kms" => {
-                        if condition(statement, "kms:ViaService").is_some() {
-                            // Table encryption at rest: usable only through DynamoDB.
-                            assert_eq!(action, "kms:Decrypt", "{function}");
-                            continue;
-                        }
-                        let purpose = condition(statement, "kms:EncryptionContext:purpose");
-                        assert_eq!(
-                            purpose.as_ref().and_then(Value::as_str),
-                            Some("refresh_token"),
-                            "{function}: {action} without purpose condition"
-                        );
-                        assert!(
-                            condition(statement, "kms:EncryptionContext:client_id").is_some(),
-                            "{function}: {action} without client_id condition"
-                        );
-                        granted_token_kms.insert(action);
-                    }
-                    "secretsmanager" => {
-                        assert_eq!(action, "secretsmanager:GetSecretValue");
-                        reads_secret = true;
-                    }
-                    other => panic!("{function}: unexpected service {other}"),
-                }
+    for (function, _) in expected_functions() {
+        for statement in statements(&template, &function) {
+            let sid = statement["Sid"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(statement["Effect"], "Allow", "{function} {sid}");
+            assert_ne!(
+                statement["Resource"].as_str(),
+                Some("*"),
+                "{function} {sid}: Resource *"
+            );
+            let actions = strings(&statement["Action"]);
+            assert!(
+                actions.iter().all(|a| !a.contains('*')),
+                "{function} {sid}: wildcard action"
+            );
+            if !actions.iter().any(|a| a.starts_with("kms:")) {
+                continue;
             }
+            assert!(
+                actions.iter().all(|a| a.starts_with("kms:")),
+                "{function} {sid}: KMS statements hold KMS actions only"
+            );
+            let equals = &statement["Condition"]["StringEquals"];
+            if sid == "TokensTableAtRestKey" {
+                // The table's encryption at rest: only through DynamoDB, only this table.
+                assert_eq!(actions, ["kms:Decrypt"], "{function} {sid}");
+                assert!(
+                    equals.get("kms:ViaService").is_some(),
+                    "{function} {sid}: kms:ViaService"
+                );
+                assert!(
+                    equals.get("kms:EncryptionContext:aws:dynamodb:tableName").is_some(),
+                    "{function} {sid}: table name encryption context"
+                );
+                continue;
+            }
+            assert_eq!(sid, "RefreshTokens", "{function}: KMS statement {sid}");
+            assert_eq!(
+                equals["kms:EncryptionContext:purpose"], "refresh_token",
+                "{function} {sid}: purpose"
+            );
+            assert!(
+                equals.get("kms:EncryptionContext:client_id").is_some(),
+                "{function} {sid}: client_id"
+            );
+            let keys: BTreeSet<String> =
+                strings(&statement["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"])
+                    .into_iter()
+                    .collect();
+            assert_eq!(
+                keys,
+                BTreeSet::from(["client_id", "purpose", "sub"].map(String::from)),
+                "{function} {sid}: context keys"
+            );
+            assert_eq!(
+                statement["Condition"]["Null"]["kms:EncryptionContext:sub"], "false",
+                "{function} {sid}: sub required"
+            );
         }
-        let want: BTreeSet<String> = dynamodb.iter().map(|s| s.to_string()).collect();
-        assert_eq!(granted_dynamodb, want, "{function} DynamoDB actions");
-        let want: BTreeSet<String> = token_kms.iter().map(|s| s.to_string()).collect();
-        assert_eq!(granted_token_kms, want, "{function} token KMS actions");
-        assert_eq!(
-            !granted_token_kms.is_empty(),
-            needs.kms,
-            "{function}: KMS grants match its configuration needs"
-        );
-        assert_eq!(
-            reads_secret, needs.client_secret,
-            "{function}: secret access matches its needs"
-        );
     }
 }
 
@@ -134,16 +165,10 @@ fn functions_are_arm64_al2023_cargo_lambda_builds_of_the_right_binary() {
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"][0], "arm64");
     assert_eq!(globals["Handler"], "bootstrap");
-    for (function, binary) in [
-        ("ExchangeFunction", "exchange"),
-        ("UpgradeFunction", "upgrade"),
-        ("EventsFunction", "events"),
-        ("AccountFunction", "account"),
-        ("RiscFunction", "risc"),
-    ] {
-        let metadata = &template["Resources"][function]["Metadata"];
+    for (function, want) in expected_functions() {
+        let metadata = &template["Resources"][function.as_str()]["Metadata"];
         assert_eq!(metadata["BuildMethod"], "rust-cargolambda", "{function}");
-        assert_eq!(metadata["BuildProperties"]["Binary"], binary, "{function}");
+        assert_eq!(metadata["BuildProperties"]["Binary"], want["binary"], "{function}");
     }
     let table = &template["Resources"]["TokensTable"]["Properties"];
     assert_eq!(
@@ -151,6 +176,29 @@ fn functions_are_arm64_al2023_cargo_lambda_builds_of_the_right_binary() {
         true
     );
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    let indexes: BTreeMap<String, String> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("GlobalSecondaryIndexes")
+        .iter()
+        .map(|index| {
+            assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
+            (
+                index["IndexName"].as_str().unwrap().to_owned(),
+                index["KeySchema"][0]["AttributeName"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        BTreeMap::from([
+            ("refresh-token-hash".to_owned(), "refresh_token_hash".to_owned()),
+            (
+                "refresh-token-prefix".to_owned(),
+                "refresh_token_prefix_hash".to_owned()
+            ),
+        ])
+    );
     assert_eq!(
         template["Resources"]["TokensKey"]["Properties"]["EnableKeyRotation"],
         true

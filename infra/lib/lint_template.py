@@ -1,0 +1,925 @@
+"""Lints what CloudFormation will deploy, not only the SAM file we write.
+
+`sam validate --lint` and `cfn-lint template.yaml` check the SAM resources against SAM's
+own schemas; they never see the roles, policies, event source mappings and stage that
+the SAM transform generates, so a bad attribute inside a function policy, an unknown
+action or an impossible architecture would only fail at `sam deploy`. This script:
+
+1. transforms template.yaml offline with aws-sam-translator (the library the SAM CLI and
+   CloudFormation's transform use), with dummy parameter values and a placeholder S3
+   location for the code;
+2. runs cfn-lint on the transformed template (and `sam validate --lint`, which lints the
+   SAM file), and checkov on both files;
+3. checks every IAM policy document of the transformed template with parliament
+   (unknown actions, malformed resource ARNs, condition keys that do not exist for the
+   action, kms:EncryptionContext:* and kms:EncryptionContextKeys included);
+4. checks that each function role grants exactly what infra/iam-expectations.yaml lists
+   (the one place where what each function's code calls is written down, with the
+   suppressions and their reasons), and the template's own rules: every statement that
+   allows a cryptographic KMS operation carries a kms:EncryptionContext:* condition,
+   refresh-token statements require `sub` in the context, route throttling settings name
+   real routes, an SQS event source's queue has a visibility timeout of at least its
+   function's timeout;
+5. checks that parameter defaults and samconfig.toml's values pass the template's own
+   AllowedPattern/AllowedValues/MinValue/MaxValue (placeholders, containing
+   "replace-me", must fail them, so that they cannot be deployed by mistake);
+6. applies each deliberate mistake of infra/template-fixtures.yaml to a copy of
+   template.yaml and shows that the check it names finds it, so the check can never
+   silently stop checking.
+
+Usage: infra/lint-template [--no-fixtures | --fixtures-only] [--template PATH]
+Exit status 0 when template.yaml passes and every fixture is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import concurrent.futures
+import fnmatch
+import json
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+EXPECTATIONS = ROOT / "infra" / "iam-expectations.yaml"
+FIXTURES = ROOT / "infra" / "template-fixtures.yaml"
+OUT = ROOT / "target" / "lint-template"
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "google-offline-access"
+# Values for parameters without a default; they must pass the template's own constraints.
+DUMMY_PARAMETERS = {
+    "GoogleClientId": "123456789012-lintdummy.apps.googleusercontent.com",
+    "GoogleClientSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:google-client-secret-AbCdEf",
+}
+PLACEHOLDER_MARK = "replace-me"
+CODE_PLACEHOLDER = "s3://lint-placeholder-bucket/code.zip"
+
+# The checks, cheapest first. A fixture names the ones that must find its mistake.
+STAGES = ("transform", "parameters", "rules", "expectations", "parliament", "cfn-lint")
+
+
+@dataclass
+class Problem:
+    stage: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.stage}] {self.where}: {self.message}"
+
+
+@dataclass
+class Result:
+    problems: list[Problem] = field(default_factory=list)
+    cfn: dict[str, Any] | None = None
+
+    def add(self, stage: str, where: str, message: str) -> None:
+        self.problems.append(Problem(stage, where, message))
+
+    def stages(self) -> set[str]:
+        return {p.stage for p in self.problems}
+
+
+# ------------------------------------------------------------------ loading + transform
+
+
+def load_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def parse_sam(text: str) -> dict[str, Any]:
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse(text)
+
+
+def transform(sam: dict[str, Any], result: Result) -> dict[str, Any] | None:
+    """The SAM transform as CloudFormation runs it, offline."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.public.exceptions import InvalidDocumentException
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(sam)
+    for resource in (sam.get("Resources") or {}).values():
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function":
+            resource.setdefault("Properties", {})["CodeUri"] = CODE_PLACEHOLDER
+    translator = Translator(
+        managed_policy_map={},
+        sam_parser=Parser(),
+        plugins=[],
+        boto_session=boto3.session.Session(region_name=REGION),
+    )
+    try:
+        return translator.translate(
+            sam,
+            parameter_values=dict(DUMMY_PARAMETERS),
+            passthrough_metadata=True,  # checkov skips (with their reasons) follow the resources
+            get_managed_policy_map=lambda: {},
+        )
+    except InvalidDocumentException as e:
+        for cause in e.causes:
+            result.add("transform", "template", str(cause))
+    except Exception as e:  # the translator raises plain exceptions for some inputs
+        result.add("transform", "template", f"{type(e).__name__}: {e}")
+    finally:
+        translator.metrics.publish()  # a no-op publisher; silences its "unpublished" warning
+    return None
+
+
+# ------------------------------------------------------------------ cfn-lint (in process)
+
+
+def cfn_lint(cfn: dict[str, Any], result: Result, baseline: dict[str, Any] | None = None) -> None:
+    """cfn-lint on the transformed template. With a baseline (the transformed template.yaml
+    that passed), only the resources that differ from it are linted, with everything they
+    reference: what a full run would report about them, in a fraction of the time. Rules
+    about unused parameters and conditions are then left out (the cut-down template
+    leaves some unused)."""
+    from cfnlint.decode.decode import decode_str
+
+    ignore: set[str] = set()
+    if baseline is not None:
+        reduced = changed_part(baseline, cfn)
+        if reduced is not cfn:
+            cfn, ignore = reduced, {"W2001", "W8001", "W7001"}
+    template, errors = decode_str(json.dumps(cfn, indent=1))
+    matches = errors or list(_cfn_lint_runner().validate_template(template))
+    for match in matches:
+        if match.rule.id in ignore:
+            continue
+        path = "/".join(str(p) for p in getattr(match, "path", None) or []) or "transformed template"
+        result.add("cfn-lint", path, f"{match.rule.id} {match.message}")
+
+
+_RUNNER = None
+
+
+def _cfn_lint_runner() -> Any:
+    """One cfn-lint runner per process: loading its rules costs more than a small lint."""
+    global _RUNNER
+    if _RUNNER is None:
+        from cfnlint.config import ConfigMixIn
+        from cfnlint.runner.cli import Runner
+
+        _RUNNER = Runner(ConfigMixIn(regions=[REGION]))
+    return _RUNNER
+
+
+def references(value: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(value, list):
+        for v in value:
+            out |= references(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                out.add(v)
+            elif k == "Fn::GetAtt":
+                out.add(v[0] if isinstance(v, list) else str(v).split(".")[0])
+            elif k == "Fn::Sub":
+                text = v if isinstance(v, str) else v[0]
+                out |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+                if isinstance(v, list):
+                    out |= references(v[1])
+            elif k == "DependsOn":
+                out |= set(as_list(v))
+            out |= references(v)
+    return out
+
+
+def changed_part(baseline: dict[str, Any], cfn: dict[str, Any]) -> dict[str, Any]:
+    """The resources of cfn that differ from baseline, and all they reference; cfn itself
+    when anything outside Resources differs."""
+    for key in set(baseline) | set(cfn):
+        if key != "Resources" and baseline.get(key) != cfn.get(key):
+            return cfn
+    resources, before = cfn.get("Resources") or {}, baseline.get("Resources") or {}
+    todo = [k for k, v in resources.items() if before.get(k) != v]
+    keep: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in resources:
+            continue
+        keep.add(name)
+        todo.extend(references(resources[name]))
+    reduced = {k: v for k, v in cfn.items() if k != "Outputs"}
+    reduced["Resources"] = {k: v for k, v in resources.items() if k in keep}
+    return reduced
+
+
+# ------------------------------------------------------------------ intrinsic resolution
+
+PSEUDO = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Partition": "aws",
+    "AWS::StackName": STACK,
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/00000000-0000-0000-0000-000000000000",
+}
+
+
+class Unresolvable(Exception):
+    pass
+
+
+_NO_VALUE = object()
+
+
+class Resolver:
+    """Turns intrinsic functions into plausible physical values, so that policies can be
+    read by an IAM linter as AWS would see them once deployed."""
+
+    def __init__(self, cfn: dict[str, Any]):
+        self.cfn = cfn
+        self.resources = cfn.get("Resources", {})
+        self.params = {}
+        for name, p in (cfn.get("Parameters") or {}).items():
+            if name in DUMMY_PARAMETERS:
+                self.params[name] = DUMMY_PARAMETERS[name]
+            elif isinstance(p, dict) and "Default" in p:
+                self.params[name] = str(p["Default"])
+        self.conditions: dict[str, bool] = {}
+
+    def physical(self, logical: str) -> str:
+        return f"{STACK}-{logical}-LINT0PHYSICAL"
+
+    def ref(self, name: str) -> str:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.params:
+            return self.params[name]
+        res = self.resources.get(name)
+        if res is None:
+            raise Unresolvable(f"Ref to unknown {name}")
+        t, props = res.get("Type"), res.get("Properties", {}) or {}
+        if t == "AWS::SQS::Queue":
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.physical(name)}"
+        if t == "AWS::KMS::Key":
+            return "1234abcd-12ab-34cd-56ef-1234567890ab"
+        if t == "AWS::Lambda::Function":
+            return self.value(props["FunctionName"]) if "FunctionName" in props else self.physical(name)
+        if t == "AWS::Events::EventBus":
+            return self.value(props["Name"])
+        if t == "AWS::IAM::ManagedPolicy":
+            return f"arn:aws:iam::{ACCOUNT}:policy/{self.physical(name)}"
+        if t == "AWS::Logs::LogGroup" and "LogGroupName" in props:
+            return self.value(props["LogGroupName"])
+        return self.physical(name)
+
+    def getatt(self, name: str, attr: str) -> str:
+        res = self.resources.get(name)
+        if res is None:
+            raise Unresolvable(f"GetAtt of unknown resource {name}")
+        t = res.get("Type")
+        ref = self.ref(name)
+        arns = {
+            ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{ref}",
+            ("AWS::DynamoDB::Table", "StreamArn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{ref}/stream/2026-01-01T00:00:00.000",
+            ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.physical(name)}",
+            ("AWS::SQS::Queue", "QueueName"): self.physical(name),
+            ("AWS::SQS::Queue", "QueueUrl"): ref,
+            ("AWS::KMS::Key", "Arn"): f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{ref}",
+            ("AWS::KMS::Key", "KeyId"): ref,
+            ("AWS::Lambda::Function", "Arn"): f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{ref}",
+            ("AWS::Events::EventBus", "Arn"): f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{ref}",
+            ("AWS::Events::EventBus", "Name"): ref,
+            ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/{ref}",
+            ("AWS::IAM::ManagedPolicy", "PolicyArn"): ref,
+            ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{ref}:*",
+            ("AWS::SNS::Topic", "TopicArn"): f"arn:aws:sns:{REGION}:{ACCOUNT}:{ref}",
+        }
+        if (t, attr) not in arns:
+            raise Unresolvable(
+                f"GetAtt {name}.{attr} ({t}) is not known to infra/lib/lint_template.py's resolver"
+            )
+        return arns[(t, attr)]
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.value((self.cfn.get("Conditions") or {})[name]))
+        return self.conditions[name]
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, list):
+            return [x for x in (self.value(i) for i in v) if x is not _NO_VALUE]
+        if not isinstance(v, dict):
+            return v
+        if len(v) == 1:
+            (k, arg), = v.items()
+            if k == "Ref":
+                return _NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
+            if k == "Fn::GetAtt":
+                name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.getatt(name, attr)
+            if k == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                return self.sub(text, {n: self.value(x) for n, x in variables.items()})
+            if k == "Fn::Join":
+                return arg[0].join(str(x) for x in self.value(arg[1]))
+            if k == "Fn::If":
+                return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+            if k == "Fn::Select":
+                return self.value(arg[1])[int(self.value(arg[0]))]
+            if k == "Fn::Split":
+                return str(self.value(arg[1])).split(arg[0])
+            if k == "Fn::Equals":
+                return self.value(arg[0]) == self.value(arg[1])
+            if k == "Fn::Not":
+                return not self.value(arg[0])
+            if k == "Fn::And":
+                return all(self.value(a) for a in arg)
+            if k == "Fn::Or":
+                return any(self.value(a) for a in arg)
+            if k == "Condition":
+                return self.condition(arg)
+            if k.startswith("Fn::"):
+                raise Unresolvable(f"{k} is not supported by the resolver")
+        out = {}
+        for k, x in v.items():
+            x = self.value(x)
+            if x is not _NO_VALUE:
+                out[k] = x
+        return out
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def repl(m: re.Match) -> str:
+            name = m.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                return self.getatt(*name.split(".", 1))
+            return self.ref(name)
+
+        return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+
+# ------------------------------------------------------------------ IAM documents
+
+
+@dataclass
+class PolicyDoc:
+    resource: str  # logical id of the resource that holds it
+    name: str  # policy name, or the property that holds it
+    kind: str  # identity | resource | trust
+    doc: Any  # as in the transformed template (intrinsics unresolved)
+
+
+def policy_documents(cfn: dict[str, Any]) -> list[PolicyDoc]:
+    docs = []
+    for logical, res in (cfn.get("Resources") or {}).items():
+        props = res.get("Properties") or {}
+        t = res.get("Type")
+        if t == "AWS::IAM::Role":
+            if "AssumeRolePolicyDocument" in props:
+                docs.append(PolicyDoc(logical, "AssumeRolePolicyDocument", "trust", props["AssumeRolePolicyDocument"]))
+            for p in props.get("Policies") or []:
+                docs.append(PolicyDoc(logical, p.get("PolicyName", "?"), "identity", p.get("PolicyDocument")))
+        elif t in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            docs.append(PolicyDoc(logical, "PolicyDocument", "identity", props.get("PolicyDocument")))
+        elif t == "AWS::KMS::Key":
+            docs.append(PolicyDoc(logical, "KeyPolicy", "resource", props.get("KeyPolicy")))
+        else:
+            for key in ("PolicyDocument", "KeyPolicy"):
+                if key in props:
+                    docs.append(PolicyDoc(logical, key, "resource", props[key]))
+    return docs
+
+
+def as_list(v: Any) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def statements(doc: Any) -> list[dict[str, Any]]:
+    if not isinstance(doc, dict):
+        return []
+    return [s for s in as_list(doc.get("Statement")) if isinstance(s, dict)]
+
+
+def statement_id(policy: PolicyDoc, statement: dict[str, Any]) -> str:
+    return statement.get("Sid") or policy.name
+
+
+class Suppressions:
+    def __init__(self, entries: list[dict[str, Any]]):
+        for e in entries:
+            if not str(e.get("reason", "")).strip():
+                raise SystemExit(f"{EXPECTATIONS.name}: suppression without a reason: {e}")
+        self.entries = entries
+        self.used: set[int] = set()
+
+    def match(self, check: str, issue: str, resource: str, sid: str | None) -> bool:
+        for i, e in enumerate(self.entries):
+            if e.get("check") != check or e.get("issue") != issue or "actions" in e:
+                continue
+            if not fnmatch.fnmatchcase(resource, e.get("resource", "*")):
+                continue
+            if "sid" in e and e["sid"] != sid:
+                continue
+            self.used.add(i)
+            return True
+        return False
+
+    def filter_actions(self, check: str, issue: str, resource: str, sid: str | None, detail: Any) -> Any:
+        """For findings that list actions (RESOURCE_MISMATCH): drop the suppressed ones."""
+        if not isinstance(detail, list):
+            return detail
+        for i, e in enumerate(self.entries):
+            if e.get("check") != check or e.get("issue") != issue or "actions" not in e:
+                continue
+            if not fnmatch.fnmatchcase(resource, e.get("resource", "*")) or ("sid" in e and e["sid"] != sid):
+                continue
+            kept = [d for d in detail if not (isinstance(d, dict) and d.get("action") in e["actions"])]
+            if len(kept) < len(detail):
+                self.used.add(i)
+            detail = kept
+        return detail
+
+
+def parliament_check(cfn: dict[str, Any], resolver: Resolver, suppressions: Suppressions, result: Result) -> None:
+    from parliament import analyze_policy_string, expand_action
+
+    for policy in policy_documents(cfn):
+        where = f"{policy.resource}/{policy.name}"
+        try:
+            resolved = resolver.value(policy.doc)
+        except Unresolvable as e:
+            result.add("parliament", where, f"cannot read the policy as deployed: {e}")
+            continue
+        if policy.kind == "trust":
+            # A trust policy has no resource: only its actions can be checked.
+            for st in statements(resolved):
+                for action in as_list(st.get("Action")):
+                    try:
+                        expand_action(action)
+                    except Exception as e:
+                        result.add("parliament", where, f"UNKNOWN_ACTION {e}")
+            continue
+        if policy.kind == "resource":
+            # Parliament reads identity policies: drop the principal (the rules check
+            # it) and, in a key policy, read Resource "*" as what it means there: this key.
+            this = None
+            if (cfn["Resources"][policy.resource].get("Type")) == "AWS::KMS::Key":
+                this = resolver.getatt(policy.resource, "Arn")
+            resolved = {
+                **resolved,
+                "Statement": [
+                    {
+                        **{k: v for k, v in st.items() if k not in ("Principal", "NotPrincipal")},
+                        **({"Resource": this} if this and st.get("Resource") == "*" else {}),
+                    }
+                    for st in statements(resolved)
+                ],
+            }
+        # One statement at a time, so each finding names its statement.
+        version = resolved.get("Version")
+        seen: set[str] = set()
+        for st in statements(resolved):
+            sid = st.get("Sid")
+            label = f"{where}" + (f" (Sid {sid})" if sid else "")
+            if sid and sid in seen:
+                result.add("parliament", label, "DUPLICATE_SID")
+            seen.add(sid or "")
+            doc = {"Statement": [st]} if version is None else {"Version": version, "Statement": [st]}
+            for finding in analyze_policy_string(json.dumps(doc)).findings:
+                detail = suppressions.filter_actions("parliament", finding.issue, policy.resource, sid, finding.detail)
+                if detail == [] or suppressions.match("parliament", finding.issue, policy.resource, sid):
+                    continue
+                result.add("parliament", label, f"{finding.issue} {detail}")
+
+
+# ------------------------------------------------------------------ template rules
+
+
+def kms_context_actions() -> set[str]:
+    """KMS actions for which kms:EncryptionContext:* exists (the cryptographic ones)."""
+    from parliament import iam_definition
+
+    kms = next(s for s in iam_definition if s["prefix"] == "kms")
+    out = set()
+    for priv in kms["privileges"]:
+        for rt in priv["resource_types"]:
+            if "kms:EncryptionContext:${EncryptionContextKey}" in rt["condition_keys"]:
+                out.add("kms:" + priv["privilege"].lower())
+    return out
+
+
+def expand(action: str) -> list[str]:
+    from parliament import expand_action
+
+    try:
+        return [f"{a['service']}:{a['action']}".lower() for a in expand_action(action)]
+    except Exception:
+        return [action.lower()]
+
+
+def condition_keys(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{condition key (lower case): {operator: value}}"""
+    out: dict[str, dict[str, Any]] = {}
+    for op, block in (statement.get("Condition") or {}).items():
+        if isinstance(block, dict):
+            for k, v in block.items():
+                out.setdefault(k.lower(), {})[op] = v
+    return out
+
+
+def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppressions, result: Result) -> None:
+    def report(issue: str, resource: str, sid: str | None, where: str, message: str) -> None:
+        if not suppressions.match("rules", issue, resource, sid):
+            result.add("rules", where, f"{issue}: {message}")
+
+    crypto = kms_context_actions()
+    for policy in policy_documents(cfn):
+        for st in statements(policy.doc):
+            sid = statement_id(policy, st)
+            where = f"{policy.resource}/{policy.name} (Sid {sid})"
+            if st.get("Effect") != "Allow":
+                continue
+            actions = {a for action in as_list(st.get("Action")) if isinstance(action, str) for a in expand(action)}
+            keys = condition_keys(st)
+            if actions & crypto and not any(k.startswith("kms:encryptioncontext:") for k in keys):
+                report("KMS_WITHOUT_ENCRYPTION_CONTEXT", policy.resource, sid, where,
+                       "allows a cryptographic KMS operation without a kms:EncryptionContext:* condition")
+            if "kms:encryptioncontext:purpose" in keys:
+                allowed = keys.get("kms:encryptioncontextkeys", {}).get("ForAllValues:StringEquals")
+                if not allowed or "sub" not in as_list(allowed):
+                    report("TOKEN_CONTEXT_KEYS", policy.resource, sid, where,
+                           "refresh-token statement: list the context keys, `sub` among them, in "
+                           "ForAllValues:StringEquals kms:EncryptionContextKeys")
+                sub = keys.get("kms:encryptioncontext:sub", {})
+                if str(sub.get("Null")).lower() != "false" and not any(op.startswith("String") for op in sub):
+                    report("TOKEN_CONTEXT_WITHOUT_SUB", policy.resource, sid, where,
+                           'refresh-token statement: require `sub` ("Null": {"kms:EncryptionContext:sub": "false"})')
+            if policy.kind == "resource":
+                principal = st.get("Principal")
+                for p in as_list(principal.get("AWS") if isinstance(principal, dict) else principal):
+                    if p == "*" and not keys:
+                        report("ANY_PRINCIPAL", policy.resource, sid, where, "allows any principal without a condition")
+
+    # Throttling settings must name routes of the API (a deploy fails otherwise).
+    routes_by_api: dict[str, set[str]] = {}
+    for logical, res in (sam.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for ev in ((res.get("Properties") or {}).get("Events") or {}).values():
+            if ev.get("Type") == "HttpApi":
+                p = ev.get("Properties") or {}
+                api = p.get("ApiId", {}).get("Ref", "ServerlessHttpApi") if isinstance(p.get("ApiId"), dict) else "ServerlessHttpApi"
+                routes_by_api.setdefault(api, set()).add(f"{str(p.get('Method', 'ANY')).upper()} {p.get('Path')}")
+    for logical, res in (sam.get("Resources") or {}).items():
+        if res.get("Type") == "AWS::Serverless::HttpApi":
+            for key in ((res.get("Properties") or {}).get("RouteSettings") or {}):
+                if key not in routes_by_api.get(logical, set()):
+                    report("UNKNOWN_ROUTE", logical, None, f"{logical}/RouteSettings", f'"{key}" is not a route of this API')
+
+    # An SQS event source needs a visibility timeout at least the function's timeout.
+    globals_timeout = ((sam.get("Globals") or {}).get("Function") or {}).get("Timeout", 3)
+    for logical, res in (sam.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties") or {}
+        timeout = props.get("Timeout", globals_timeout)
+        for name, ev in (props.get("Events") or {}).items():
+            if ev.get("Type") != "SQS":
+                continue
+            queue = (ev.get("Properties") or {}).get("Queue")
+            qname = queue.get("Fn::GetAtt", [None])[0] if isinstance(queue, dict) else None
+            qres = (sam.get("Resources") or {}).get(qname or "", {})
+            vt = (qres.get("Properties") or {}).get("VisibilityTimeout", 30)
+            if isinstance(vt, int) and isinstance(timeout, int) and vt < timeout:
+                report("VISIBILITY_BELOW_TIMEOUT", logical, None, f"{logical}/Events/{name}",
+                       f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
+
+
+# ------------------------------------------------------------------ expectations
+
+
+def role_of(cfn: dict[str, Any], function: str) -> tuple[str, dict[str, Any]] | None:
+    fn = (cfn.get("Resources") or {}).get(function)
+    if not fn or fn.get("Type") != "AWS::Lambda::Function":
+        return None
+    role = (fn.get("Properties") or {}).get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        name = role["Fn::GetAtt"][0]
+        return name, cfn["Resources"][name]
+    return None
+
+
+def grants(policies: list[PolicyDoc]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for policy in policies:
+        for st in statements(policy.doc):
+            out.setdefault(statement_id(policy, st), []).extend(as_list(st.get("Action")))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result: Result) -> None:
+    resources = cfn.get("Resources") or {}
+    functions = expectations.get("functions") or {}
+    deployed = {k for k, v in resources.items() if v.get("Type") == "AWS::Lambda::Function"}
+    for missing in sorted(deployed - set(functions)):
+        result.add("expectations", missing, f"function not listed in {EXPECTATIONS.name}")
+    for function, want in functions.items():
+        found = role_of(cfn, function)
+        if not found:
+            result.add("expectations", function, "listed but not a function with its own role in the template")
+            continue
+        role_name, role = found
+        props = role.get("Properties") or {}
+        policies = [
+            PolicyDoc(role_name, p.get("PolicyName", "?"), "identity", p.get("PolicyDocument"))
+            for p in props.get("Policies") or []
+        ]
+        got = grants(policies)
+        expected = {sid: sorted(actions) for sid, actions in {**(want.get("policy") or {}), **(want.get("generated") or {})}.items()}
+        for sid in sorted(set(got) | set(expected)):
+            g, e = got.get(sid), expected.get(sid)
+            if g is None:
+                result.add("expectations", f"{role_name} (Sid {sid})", f"expected statement missing: {e}")
+            elif e is None:
+                result.add("expectations", f"{role_name} (Sid {sid})", f"grants {g}, which {EXPECTATIONS.name} does not list for {function}")
+            elif g != e:
+                result.add("expectations", f"{role_name} (Sid {sid})", f"grants {g}, expected {e}")
+        for policy in policies:
+            for st in statements(policy.doc):
+                sid = statement_id(policy, st)
+                if st.get("Effect") != "Allow":
+                    result.add("expectations", f"{role_name} (Sid {sid})", f"Effect {st.get('Effect')!r}: function policies only allow")
+                if any(isinstance(a, str) and "*" in a for a in as_list(st.get("Action"))):
+                    result.add("expectations", f"{role_name} (Sid {sid})", "wildcard action")
+                if "*" in as_list(st.get("Resource")):
+                    result.add("expectations", f"{role_name} (Sid {sid})", 'Resource "*"')
+        managed = sorted(
+            str(arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn).rsplit("/", 1)[-1]
+            for arn in props.get("ManagedPolicyArns") or []
+        )
+        if managed != sorted(want.get("managed") or []):
+            result.add("expectations", role_name, f"managed policies {managed}, expected {sorted(want.get('managed') or [])}")
+    for name, want in (expectations.get("managed_policies") or {}).items():
+        res = resources.get(name)
+        if not res or res.get("Type") != "AWS::IAM::ManagedPolicy":
+            result.add("expectations", name, "listed managed policy not in the template")
+            continue
+        got = grants([PolicyDoc(name, "PolicyDocument", "identity", (res.get("Properties") or {}).get("PolicyDocument"))])
+        want = {sid: sorted(a) for sid, a in want.items()}
+        if got != want:
+            result.add("expectations", name, f"grants {got}, expected {want}")
+    listed = set(expectations.get("managed_policies") or {})
+    for k, v in resources.items():
+        if v.get("Type") in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::Role") and k not in listed:
+            if v.get("Type") == "AWS::IAM::Role" and any(
+                (role_of(cfn, f) or ("",))[0] == k for f in functions
+            ):
+                continue
+            result.add("expectations", k, f"IAM resource not listed in {EXPECTATIONS.name}")
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def parameter_problems(name: str, spec: dict[str, Any], value: Any) -> list[str]:
+    out = []
+    s = str(value).lower() if isinstance(value, bool) else str(value)
+    if "AllowedValues" in spec and s not in [str(v).lower() if isinstance(v, bool) else str(v) for v in spec["AllowedValues"]]:
+        out.append(f"{s!r} is not in AllowedValues")
+    if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], s):
+        out.append(f"{s!r} does not match AllowedPattern {spec['AllowedPattern']}")
+    if spec.get("Type") == "Number":
+        try:
+            n = float(s)
+            if "MinValue" in spec and n < float(spec["MinValue"]):
+                out.append(f"{s} is below MinValue {spec['MinValue']}")
+            if "MaxValue" in spec and n > float(spec["MaxValue"]):
+                out.append(f"{s} is above MaxValue {spec['MaxValue']}")
+        except ValueError:
+            out.append(f"{s!r} is not a number")
+    for bound, op in (("MinLength", lambda a, b: a < b), ("MaxLength", lambda a, b: a > b)):
+        if bound in spec and op(len(s), int(spec[bound])):
+            out.append(f"length {len(s)} violates {bound} {spec[bound]}")
+    return out
+
+
+def samconfig_parameters(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    overrides = config.get("default", {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", [])
+    if isinstance(overrides, str):
+        overrides = re.findall(r'(\w+)=("[^"]*"|\S+)', overrides)
+        return {k: v.strip('"') for k, v in overrides}
+    return dict(item.split("=", 1) for item in overrides)
+
+
+def parameters_check(sam: dict[str, Any], samconfig: Path | None, result: Result) -> None:
+    params = sam.get("Parameters") or {}
+    for name, spec in params.items():
+        if "Default" in spec:
+            for p in parameter_problems(name, spec, spec["Default"]):
+                result.add("parameters", f"Parameters/{name}/Default", p)
+        if name in DUMMY_PARAMETERS:
+            for p in parameter_problems(name, spec, DUMMY_PARAMETERS[name]):
+                result.add("parameters", f"lint dummy value for {name}", p)
+        elif "Default" not in spec:
+            result.add("parameters", f"Parameters/{name}", "no Default and no dummy value in infra/lib/lint_template.py")
+    if samconfig is None:
+        return
+    for name, value in samconfig_parameters(samconfig).items():
+        where = f"{samconfig.name} parameter_overrides {name}"
+        if name not in params:
+            result.add("parameters", where, "not a parameter of the template")
+            continue
+        problems = parameter_problems(name, params[name], value)
+        if PLACEHOLDER_MARK in value:
+            if not problems:
+                result.add("parameters", where, f"placeholder {value!r} passes the template's constraints: it could be deployed by mistake")
+        else:
+            for p in problems:
+                result.add("parameters", where, p)
+
+
+# ------------------------------------------------------------------ the check
+
+
+def check(
+    text: str,
+    stages: set[str],
+    expectations: dict[str, Any],
+    samconfig: Path | None,
+    baseline: dict[str, Any] | None = None,
+) -> Result:
+    result = Result()
+    try:
+        sam = parse_sam(text)
+    except Exception as e:
+        result.add("transform", "template", f"not YAML: {e}")
+        return result
+    suppressions = Suppressions(expectations.get("suppressions") or [])
+    if "parameters" in stages:
+        parameters_check(sam, samconfig, result)
+    cfn = transform(sam, result)
+    result.cfn = cfn
+    if cfn is None:
+        return result
+    if "rules" in stages:
+        rules_check(sam, cfn, suppressions, result)
+    if "expectations" in stages:
+        expectations_check(cfn, expectations, result)
+    if "parliament" in stages:
+        parliament_check(cfn, Resolver(cfn), suppressions, result)
+    if "cfn-lint" in stages:
+        cfn_lint(cfn, result, baseline)
+    if stages >= set(STAGES):
+        for i, e in enumerate(suppressions.entries):
+            if i not in suppressions.used:
+                result.add("expectations", EXPECTATIONS.name, f"suppression no longer needed: {e}")
+    return result
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+def block_span(text: str, block: str) -> tuple[int, int]:
+    """The text of a top-level section (`Globals`) or of a resource (`WorkerFunction`)."""
+    top = re.search(rf"^{re.escape(block)}:[ \t]*$", text, re.M)
+    if top:
+        start, end_at = top.start(), re.compile(r"^\S", re.M)
+    else:
+        resources = re.search(r"^Resources:[ \t]*$", text, re.M)
+        m = re.compile(rf"^  {re.escape(block)}:[ \t]*$", re.M).search(text, resources.end() if resources else 0)
+        if not m:
+            raise LookupError(f"no section or resource {block}")
+        start, end_at = m.start(), re.compile(r"^(  \S|\S)", re.M)
+    m = end_at.search(text, text.index("\n", start) + 1)
+    return start, (m.start() if m else len(text))
+
+
+def apply_fixture(text: str, fixture: dict[str, Any]) -> str:
+    start, end = block_span(text, fixture["in"])
+    block = text[start:end]
+    old, new = fixture["replace"], fixture["with"]
+    if block.count(old) < 1:
+        raise LookupError(f"{fixture['name']}: {old!r} not found in {fixture['in']}: update the fixture")
+    return text[:start] + block.replace(old, new, 1) + text[end:]
+
+
+def run_fixture(
+    args: tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None],
+) -> tuple[str, list[str], str | None, float]:
+    text, fixture, expectations, baseline = args
+    t = time.monotonic()
+    want = set(as_list(fixture["caught_by"]))
+    try:
+        mutated = apply_fixture(text, fixture)
+    except LookupError as e:
+        return fixture["name"], [], str(e), 0.0
+    # Run the stages the fixture names (each must find it); the transform always runs.
+    result = check(mutated, want, expectations, SAMCONFIG if "parameters" in want else None, baseline)
+    found = sorted(result.stages())
+    missing = want - set(found)
+    error = None
+    if missing:
+        error = f"not caught by {', '.join(sorted(missing))} (found: {[str(p) for p in result.problems] or 'nothing'})"
+    return fixture["name"], [str(p) for p in result.problems if p.stage in want], error, time.monotonic() - t
+
+
+# ------------------------------------------------------------------ main
+
+
+def start_subprocesses(template: Path, cfn_path: Path) -> dict[str, subprocess.Popen]:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    return {
+        "sam validate --lint": subprocess.Popen(
+            ["sam", "validate", "--lint", "--template", str(template)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
+        ),
+        "checkov": subprocess.Popen(
+            ["checkov", "-f", str(template), "-f", str(cfn_path), "--framework", "cloudformation",
+             "--skip-download", "--quiet", "--compact"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
+        ),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--no-fixtures", action="store_true", help="check the template only")
+    parser.add_argument("--fixtures-only", action="store_true", help="skip sam validate and checkov")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+
+    t0 = time.monotonic()
+    expectations = load_yaml(EXPECTATIONS)
+    text = args.template.read_text(encoding="utf-8")
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    # sam validate and checkov run in the background while the checks below run here.
+    procs: dict[str, subprocess.Popen] = {}
+    early = Result()
+    cfn = transform(parse_sam(text), early) if not args.fixtures_only else None
+    if cfn is not None:
+        cfn_path = OUT / "template.cfn.json"
+        cfn_path.write_text(json.dumps(cfn, indent=1) + "\n", encoding="utf-8")
+        print(f"transformed template: {cfn_path.relative_to(ROOT)} ({len(cfn.get('Resources', {}))} resources)")
+        procs = start_subprocesses(args.template, cfn_path)
+
+    # The template itself, every in-process check (this also warms the linters up for
+    # the fixture workers forked below).
+    result = check(text, set(STAGES), expectations, SAMCONFIG)
+    failed = bool(result.problems)
+    for p in result.problems:
+        print(f"FAIL {p}")
+    if not result.problems:
+        print(f"ok   {args.template.name}: transform, cfn-lint (transformed), parliament, IAM expectations, rules, parameters")
+
+    if not args.no_fixtures:
+        fixtures = load_yaml(FIXTURES)
+        baseline = result.cfn if not result.problems else None
+        work = [(text, f, expectations, baseline) for f in fixtures]
+        caught = 0
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
+            for name, found, error, secs in pool.map(run_fixture, work):
+                if error:
+                    failed = True
+                    print(f"FAIL fixture {name!r}: {error}")
+                else:
+                    caught += 1
+                    print(f"ok   fixture {name!r} ({secs:.1f} s): {found[0]}")
+        print(f"fixtures: {caught}/{len(fixtures)} deliberate mistakes caught")
+
+    for name, proc in procs.items():
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            failed = True
+            print(f"FAIL {name}:\n{out}")
+        else:
+            summary = " ".join(line.strip() for line in out.splitlines() if line.strip())
+            print(f"ok   {name}: {summary}")
+
+    print(f"lint-template: {'FAILED' if failed else 'passed'} in {time.monotonic() - t0:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
