@@ -134,9 +134,15 @@ impl Grant {
             (Some(c), None) => (c.status, c.status_reason.clone()),
             _ => (GrantStatus::Active, None),
         };
+        // A fresh authorization (no live token stored) starts over with what Google
+        // granted now: a revocation at Google took the old scopes with it.
+        let fresh = new_token.is_some() && current.is_none_or(|c| !c.offline_access());
         Grant {
             profile: profile.clone(),
-            scopes: current.map_or_else(|| granted.clone(), |c| c.scopes.union(granted)),
+            scopes: match current {
+                Some(c) if !fresh => c.scopes.union(granted),
+                _ => granted.clone(),
+            },
             refresh_token,
             status,
             status_reason,
@@ -240,7 +246,9 @@ mod tests {
         assert!(dead.dead("invalid_grant", "t3").is_none());
         let online_only = Grant::authorized(Some(&dead), &profile("u"), &ScopeSet::default(), None, "t4");
         assert_eq!(online_only.status, GrantStatus::ReauthorizationRequired);
-        let back = Grant::authorized(Some(&dead), &profile("u"), &ScopeSet::default(), Some(&sealed(2)), "t5");
+        let openid: ScopeSet = ["openid"].into_iter().collect();
+        let back = Grant::authorized(Some(&dead), &profile("u"), &openid, Some(&sealed(2)), "t5");
         assert_eq!((back.status, back.status_reason), (GrantStatus::Active, None));
+        assert_eq!(back.scopes, openid, "a reauthorization starts over with what Google granted");
     }
 }

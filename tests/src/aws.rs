@@ -176,7 +176,7 @@ pub async fn create_key(client: &aws_sdk_kms::Client) -> String {
     alias
 }
 
-fn unique() -> String {
+pub fn unique() -> String {
     let mut bytes = [0u8; 6];
     aws_lc_rs::rand::fill(&mut bytes).expect("randomness");
     bytes.iter().map(|b| format!("{b:02x}")).collect()

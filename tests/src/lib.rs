@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod logs;
+pub mod offline;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct Stack {
     pub sealer: Arc<KmsSealer>,
     pub oauth: Arc<OAuthClient>,
     pub boot: Boot,
+    /// The moto server every AWS client of the test talks to.
+    pub endpoint: String,
     pub table: String,
     pub key_id: String,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -89,7 +92,8 @@ impl Stack {
 
     pub async fn start_with(options: Options) -> Stack {
         logs::capture();
-        let sdk = aws::sdk_config(&aws::moto_endpoint()).await;
+        let endpoint = aws::moto_endpoint();
+        let sdk = aws::sdk_config(&endpoint).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let kms = aws_sdk_kms::Client::new(&sdk);
         let table = aws::create_table(&dynamodb).await;
@@ -103,6 +107,7 @@ impl Stack {
             sealer: boot.sealer(),
             oauth: boot.google_oauth(),
             boot,
+            endpoint,
             table,
             key_id,
             dynamodb,

@@ -35,7 +35,7 @@ pub(crate) async fn insert(
     let fault = {
         let mut state = lock(&shared);
         state.hits.calendar_insert += 1;
-        state.faults.take(Endpoint::CalendarInsert)
+        state.faults.take_for(Endpoint::CalendarInsert, Some(&calendar_id))
     };
     let drop_after = match faults::apply(Endpoint::CalendarInsert, fault).await {
         Gate::Respond(response) => return response,
@@ -140,7 +140,7 @@ pub(crate) async fn get(
     let fault = {
         let mut state = lock(&shared);
         state.hits.calendar_get += 1;
-        state.faults.take(Endpoint::CalendarGet)
+        state.faults.take_for(Endpoint::CalendarGet, Some(&calendar_id))
     };
     let drop_after = match faults::apply(Endpoint::CalendarGet, fault).await {
         Gate::Respond(response) => return response,

@@ -43,6 +43,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many matching requests this fault affects.
     pub count: u32,
+    /// Calendar endpoints only: affects only requests for this calendar id.
+    pub calendar: Option<String>,
 }
 
 impl Fault {
@@ -51,6 +53,7 @@ impl Fault {
             endpoint,
             kind,
             count: 1,
+            calendar: None,
         }
     }
 
@@ -69,6 +72,12 @@ impl Fault {
         self.count = count;
         self
     }
+
+    /// Only requests for this calendar (Calendar endpoints) are affected.
+    pub fn on_calendar(mut self, calendar_id: &str) -> Self {
+        self.calendar = Some(calendar_id.to_owned());
+        self
+    }
 }
 
 /// Control-API form: `{"endpoint":"token","kind":"status","status":503,"count":1}`.
@@ -82,6 +91,7 @@ pub(crate) struct FaultBody {
     retry_after: Option<u32>,
     latency_ms: Option<u64>,
     count: Option<u32>,
+    calendar: Option<String>,
 }
 
 impl TryFrom<FaultBody> for Fault {
@@ -108,31 +118,41 @@ impl TryFrom<FaultBody> for Fault {
             endpoint: body.endpoint,
             kind,
             count: body.count.unwrap_or(1),
+            calendar: body.calendar,
         })
     }
 }
 
 #[derive(Default)]
 pub(crate) struct FaultQueues {
-    queues: HashMap<Endpoint, VecDeque<(FaultKind, u32)>>,
+    queues: HashMap<Endpoint, VecDeque<(FaultKind, u32, Option<String>)>>,
 }
 
 impl FaultQueues {
     pub(crate) fn push(&mut self, fault: Fault) {
         if fault.count > 0 {
             let queue = self.queues.entry(fault.endpoint).or_default();
-            queue.push_back((fault.kind, fault.count));
+            queue.push_back((fault.kind, fault.count, fault.calendar));
         }
     }
 
     /// Consumes one unit of the oldest fault queued for `endpoint`.
     pub(crate) fn take(&mut self, endpoint: Endpoint) -> Option<FaultKind> {
+        self.take_for(endpoint, None)
+    }
+
+    /// As [`Self::take`], for a request about `calendar`: faults bound to another
+    /// calendar are skipped.
+    pub(crate) fn take_for(&mut self, endpoint: Endpoint, calendar: Option<&str>) -> Option<FaultKind> {
         let queue = self.queues.get_mut(&endpoint)?;
-        let (kind, remaining) = queue.front_mut()?;
+        let index = queue
+            .iter()
+            .position(|(_, _, only)| only.is_none() || only.as_deref() == calendar)?;
+        let (kind, remaining, _) = &mut queue[index];
         let kind = kind.clone();
         *remaining -= 1;
         if *remaining == 0 {
-            queue.pop_front();
+            queue.remove(index);
         }
         Some(kind)
     }

@@ -69,34 +69,43 @@ impl AccessTokens {
 
     /// A token with at least five minutes left for `sub` (`tokens`' vending).
     pub async fn vend(&self, sub: &str, required: &ScopeSet) -> Result<(Vended, ScopeSet), ApiError> {
-        let (grant, refresh) = self
+        let (grant, _) = self
             .usable_grant(sub, |granted| match required.missing_from(granted) {
                 missing if missing.is_empty() => Ok(()),
                 missing => Err(ApiError::ScopeRequired { scopes: missing }),
             })
             .await?;
-        let vended = self.token(sub, &refresh.ciphertext, false).await?;
+        let vended = self.token(&grant, None).await?;
         Ok((vended, grant.scopes))
     }
 
-    /// The cached token while it has more than five minutes left, else a refresh
-    /// (`force` skips the cache: Google refused the cached one).
-    pub async fn token(&self, sub: &str, refresh_ct: &Ciphertext, force: bool) -> Result<Vended, ApiError> {
-        if force {
-            self.cache.forget(sub);
-        } else if let Some(token) = self.cache.get(sub, refresh_ct) {
+    /// The cached token while it has more than five minutes left, else a refresh.
+    /// `rejected` is a token Google just refused: never handed out again. One
+    /// refresh per user at a time: concurrent callers (a batch of jobs for one
+    /// user) wait for it and share its token.
+    pub async fn token(&self, grant: &Grant, rejected: Option<&Secret>) -> Result<Vended, ApiError> {
+        let sub = grant.sub();
+        let refresh_ct = &grant.refresh_token.as_ref().ok_or(ApiError::OfflineAccessRequired)?.ciphertext;
+        let usable = |v: &Vended| rejected.is_none_or(|r| &v.token != r);
+        if let Some(token) = self.cache.get(grant).filter(usable) {
+            return Ok(token);
+        }
+        let lock = self.cache.refresh_lock(sub);
+        let _refreshing = lock.lock().await;
+        if let Some(token) = self.cache.get(grant).filter(usable) {
             return Ok(token);
         }
         let refresh_token = self.sealer.open(sub, refresh_ct).await?;
         match self.google.refresh(&refresh_token).await {
             Ok(granted) => {
                 metric("RefreshSucceeded", 1.0);
-                let mut source = refresh_ct.clone();
+                let mut source = fingerprint(refresh_ct, &grant.scopes);
                 if let Some(rotated) = &granted.refresh_token {
-                    source = self.store_rotated(sub, refresh_ct, rotated).await?;
+                    let stored = self.store_rotated(sub, refresh_ct, rotated).await?;
+                    source = fingerprint(&stored, &grant.scopes);
                 }
                 let lifetime = granted.expires_in.unwrap_or(DEFAULT_LIFETIME);
-                Ok(self.cache.put(sub, &source, granted.access_token, lifetime))
+                Ok(self.cache.put(sub, source, granted.access_token, lifetime))
             }
             Err(TokenError::InvalidGrant) => {
                 // Revoked, expired or the user removed access: dead for good.
@@ -132,12 +141,14 @@ impl AccessTokens {
 }
 
 /// Access tokens kept in memory for the life of the warm container, keyed by user
-/// and by a fingerprint of the refresh-token ciphertext they came from, so a new
-/// sign-in or a revocation (which replaces or drops that ciphertext) invalidates
-/// them. Never persisted anywhere.
+/// and by a fingerprint of the refresh-token ciphertext they came from and the
+/// scopes granted then, so a new sign-in or a revocation (which replaces or drops
+/// that ciphertext) and an upgrade (which adds scopes a cached token lacks)
+/// invalidate them. Never persisted anywhere.
 #[derive(Default)]
 struct AccessTokenCache {
     entries: Mutex<HashMap<String, Cached>>,
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Cached {
@@ -148,24 +159,25 @@ struct Cached {
 }
 
 impl AccessTokenCache {
-    fn get(&self, sub: &str, source: &Ciphertext) -> Option<Vended> {
+    fn get(&self, grant: &Grant) -> Option<Vended> {
+        let source = fingerprint(&grant.refresh_token.as_ref()?.ciphertext, &grant.scopes);
         let entries = self.entries.lock().expect("access-token cache lock");
-        let entry = entries.get(sub)?;
+        let entry = entries.get(grant.sub())?;
         let fresh = entry.expires.saturating_duration_since(Instant::now()) > MIN_REMAINING_LIFETIME;
-        (fresh && entry.source.as_ref() == fingerprint(source).as_ref()).then(|| Vended {
+        (fresh && entry.source.as_ref() == source.as_ref()).then(|| Vended {
             token: entry.token.clone(),
             expires_at: entry.expires_at,
         })
     }
 
-    fn put(&self, sub: &str, source: &Ciphertext, token: Secret, lifetime: Duration) -> Vended {
+    fn put(&self, sub: &str, source: digest::Digest, token: Secret, lifetime: Duration) -> Vended {
         let expires_at = SystemTime::now()
             .checked_add(lifetime)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let entry = Cached {
             token: token.clone(),
-            source: fingerprint(source),
+            source,
             expires: Instant::now() + lifetime,
             expires_at,
         };
@@ -179,8 +191,19 @@ impl AccessTokenCache {
     fn forget(&self, sub: &str) {
         self.entries.lock().expect("access-token cache lock").remove(sub);
     }
+
+    fn refresh_lock(&self, sub: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refreshing.lock().expect("refresh locks");
+        locks.entry(sub.to_owned()).or_default().clone()
+    }
 }
 
-fn fingerprint(ciphertext: &Ciphertext) -> digest::Digest {
-    digest::digest(&digest::SHA256, &ciphertext.0)
+fn fingerprint(ciphertext: &Ciphertext, scopes: &ScopeSet) -> digest::Digest {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&ciphertext.0);
+    for scope in scopes.iter() {
+        ctx.update(b" ");
+        ctx.update(scope.as_bytes());
+    }
+    ctx.finish()
 }

@@ -41,7 +41,7 @@ impl CalendarEvents {
     }
 
     pub async fn create(&self, sub: &str, new: NewEvent) -> Result<Created, ApiError> {
-        let (_, refresh) = self
+        let (grant, _) = self
             .access
             .usable_grant(sub, |scopes| {
                 if scopes.allows_calendar_writes() {
@@ -67,7 +67,7 @@ impl CalendarEvents {
         event.insert("id".into(), Value::String(id.as_str().to_owned()));
         let event = Value::Object(event);
 
-        let mut token = self.access.token(sub, &refresh.ciphertext, false).await?;
+        let mut token = self.access.token(&grant, None).await?;
         let mut refreshed = false;
         loop {
             let error = match self
@@ -88,7 +88,7 @@ impl CalendarEvents {
                 // The cached or just-refreshed token may have been revoked: refresh once.
                 CalendarError::Unauthorized if !refreshed => {
                     refreshed = true;
-                    token = self.access.token(sub, &refresh.ciphertext, true).await?;
+                    token = self.access.token(&grant, Some(&token.token)).await?;
                 }
                 CalendarError::Duplicate { ours } => {
                     let existing = self.calendar.get(&token.token, &new.calendar, &id).await?;

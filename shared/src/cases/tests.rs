@@ -361,3 +361,36 @@ async fn account_purged_deletes_with_its_reason() {
     let removed = w.grants.removed.lock().unwrap().clone();
     assert_eq!(removed, [("u".to_owned(), "risc:account-purged".to_owned())]);
 }
+
+#[tokio::test]
+async fn concurrent_calls_for_one_user_share_one_refresh() {
+    let w = world();
+    w.connect("u", "rt-u").await;
+    let calls: Vec<_> = (0..10).map(|_| w.create("u", None)).collect();
+    for result in futures_util::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!((w.google.calls().refreshes, w.google.calls().inserts), (1, 10));
+}
+
+#[tokio::test]
+async fn an_upgrade_invalidates_the_cached_access_token_and_a_reauthorization_starts_over() {
+    let w = world();
+    w.google.code("c1", "u", &["openid"], Some("rt-u"));
+    w.sign_in.exchange(&Secret::new("c1"), "postmessage").await.unwrap();
+    w.access.vend("u", &ScopeSet::default()).await.unwrap();
+    w.google.code("c2", "u", &[CALENDAR_EVENTS_SCOPE], None);
+    let calendar: ScopeSet = [CALENDAR_EVENTS_SCOPE].into_iter().collect();
+    w.sign_in.upgrade("u", &Secret::new("c2"), "postmessage", &calendar).await.unwrap();
+    w.access.vend("u", &calendar).await.unwrap();
+    assert_eq!(w.google.calls().refreshes, 2, "the cached token lacks the new scope");
+
+    // Revoked at Google, then signed in again: only what Google grants now.
+    w.google.kill_refresh_token("rt-u");
+    w.google.revoke_access_tokens();
+    assert_eq!(w.create("u", None).await.unwrap_err().code(), "reauthorization_required");
+    w.google.code("c3", "u", &["openid"], Some("rt-u2"));
+    let signed_in = w.sign_in.exchange(&Secret::new("c3"), "postmessage").await.unwrap();
+    assert!(!signed_in.grant.scopes.allows_calendar_writes());
+    assert_eq!(w.create("u", None).await.unwrap_err().code(), "scope_required");
+}

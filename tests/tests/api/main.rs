@@ -1,5 +1,5 @@
 //! Integration tests against moto and the Google emulator, through the handlers.
-//! Each module proves one part of the contract (`../shared/SPEC.md`).
+//! Each module proves one part of the contract (the README's sections, `infra/openapi.yaml`).
 
 mod account;
 mod events;
@@ -12,3 +12,4 @@ mod risc;
 mod template;
 mod upgrade;
 mod verifier;
+mod worker;
