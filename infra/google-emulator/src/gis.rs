@@ -433,7 +433,7 @@ fn page(status: StatusCode, body: &str, data: &Value) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in - Google Accounts (emulator)</title><style>{CONSENT_CSS}</style></head>\
+         <title>Sign in - Google Accounts (emulator)</title><link rel=\"icon\" href=\"data:,\"><style>{CONSENT_CSS}</style></head>\
          <body><main><p class=\"brand\">Google<span>emulator</span></p>{body}</main>\
          <script type=\"application/json\" id=\"gis-data\">{data}</script>\
          <script src=\"/gsi/popup.js\"></script></body></html>",
