@@ -30,6 +30,8 @@ const session = { idToken: null, user: null, me: null };
 // One Idempotency-Key per event the user means to create: a retry after a failure reuses
 // it (so it can never create a second event); editing the form starts a new one.
 let eventKey = null;
+// Only the latest popup counts: a window closed earlier must not overwrite a newer result.
+let latestRequest = 0;
 
 // ------------------------------------------------------------------ the API
 
@@ -85,7 +87,10 @@ async function api(method, route, { body, headers = {}, query, bearer = true } =
 
 // Opens Google's popup (must run from a click) and resolves with the code response.
 function requestCode(options) {
-  return new Promise((resolve, reject) => {
+  clearNotice();
+  const request = ++latestRequest;
+  return new Promise((resolve, rejectNow) => {
+    const reject = (problem) => rejectNow(request === latestRequest ? problem : new Problem(0, { code: 'superseded' }));
     const state = crypto.randomUUID(); // echoed back by Google: this answer is for this request
     const client = google.accounts.oauth2.initCodeClient({
       client_id: config.clientId,
@@ -100,6 +105,8 @@ function requestCode(options) {
           reject(new Problem(0, { code: `google_${response.error}`, detail: `Google answered ${response.error}${why}.` }));
         } else if (response.state !== state) {
           reject(new Problem(0, { detail: 'Google answered a different request; try again.' }));
+        } else if (request !== latestRequest) {
+          reject(null); // another popup was opened since
         } else {
           resolve(response); // { code, scope, state }
         }
@@ -177,6 +184,7 @@ async function createEvent(form) {
   };
   if (form.location.value.trim()) event.location = form.location.value.trim();
   eventKey ??= crypto.randomUUID();
+  clearNotice();
   busy(true);
   try {
     const { status, data, headers } = await api('POST', '/calendar/events', {
@@ -195,6 +203,7 @@ async function createEvent(form) {
 }
 
 async function disconnect() {
+  clearNotice();
   busy(true);
   try {
     await api('DELETE', '/me/google');
@@ -225,6 +234,8 @@ function react(error) {
     return;
   }
   switch (error.code) {
+    case 'superseded':
+      break; // a newer popup answers instead
     case 'offline_access_required':
       // No refresh token is stored: only Google's consent screen issues a new one.
       notice('warn', `${error.message} Ask Google again, with the consent screen, to allow offline access.`, {
@@ -325,6 +336,11 @@ function safeUrl(value) {
   } catch {
     return null;
   }
+}
+
+function clearNotice() {
+  $('notice').hidden = true;
+  $('notice-text').textContent = '';
 }
 
 function notice(kind, text, action) {
