@@ -45,3 +45,19 @@ start_moto() {
   wait_for_port "$port" "moto_server"
   export MOTO_ENDPOINT="http://127.0.0.1:$port"
 }
+
+# Headless Chromium for the browser tests (infra/web-test): Debian's `chromium` and
+# `chromium-driver` packages, installed once with apt (about 70 s, 500 MB). Playwright
+# drives this system browser; no browser is ever downloaded from anywhere else.
+CHROMIUM=/usr/bin/chromium
+ensure_chromium() {
+  [ -x "$CHROMIUM" ] && return 0
+  command -v apt-get >/dev/null || { echo "no $CHROMIUM and no apt-get: install Chromium yourself" >&2; return 1; }
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  log "installing chromium and chromium-driver with apt (first run only)"
+  local started=$SECONDS
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  log "chromium installed in $((SECONDS - started)) s: $("$CHROMIUM" --version 2>/dev/null)"
+}

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/config", get(config))
         .route("/codes", post(mint_code))
+        .route("/accounts", get(accounts))
         .route("/id-token", post(id_token))
         .route("/sign", post(sign))
         .route("/risc", post(risc))
@@ -65,6 +66,11 @@ async fn mint_code(State(shared): State<Shared>, body: Bytes) -> Result<Json<Val
     let request = parse::<CodeRequestBody>(&body)?;
     let code = lock(&shared).mint_code(request.into());
     Ok(Json(json!({"code": code})))
+}
+
+/// The test accounts the consent popup offers (`/gsi/client`).
+async fn accounts() -> Json<Value> {
+    Json(json!(crate::gis::TEST_ACCOUNTS))
 }
 
 #[derive(Deserialize)]

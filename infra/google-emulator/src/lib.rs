@@ -1,6 +1,8 @@
 //! The project's own Google emulator: OAuth token/revoke endpoints, the ID
-//! token and RISC JWKS, Calendar `events.insert`/`events.get`, and RISC
-//! security event tokens, with fault injection and hit counters.
+//! token and RISC JWKS, Calendar `events.insert`/`events.get`, RISC security
+//! event tokens, and a Google Identity Services stand-in (the `/gsi/client`
+//! code-model script and its consent popup, see `gis.rs`), with fault
+//! injection and hit counters.
 //!
 //! Tests start one per test in-process ([`Emulator::start`]); scripts run the
 //! `google-emulator` binary and drive it through `/emulator/...` (see
@@ -11,6 +13,7 @@ mod certs;
 mod config;
 mod control;
 mod faults;
+mod gis;
 mod keys;
 mod oauth;
 mod server;
@@ -30,6 +33,7 @@ pub use config::{
     SCOPE_PROFILE,
 };
 pub use faults::{Endpoint, Fault, FaultKind};
+pub use gis::{TEST_ACCOUNTS, TestAccount};
 pub use keys::Signer;
 pub use oauth::ID_TOKEN_ISSUER;
 pub use state::{Hits, StoredEvent};

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::faults::DropConnection;
 use crate::state::State;
-use crate::{calendar, certs, control, token};
+use crate::{calendar, certs, control, gis, token};
 
 pub(crate) type Shared = Arc<Mutex<State>>;
 
@@ -36,6 +36,11 @@ pub(crate) fn router(shared: Shared) -> Router {
             "/calendar/v3/calendars/{calendar_id}/events/{event_id}",
             get(calendar::get),
         )
+        // Google Identity Services stand-in: the code-model script and its consent popup.
+        .route("/gsi/client", get(gis::client_script))
+        .route("/gsi/popup.js", get(gis::popup_script))
+        .route("/gsi/avatars/{file}", get(gis::avatar))
+        .route("/o/oauth2/v2/auth", get(gis::consent).post(gis::approve))
         .nest("/emulator", control::routes())
         .with_state(shared)
 }
