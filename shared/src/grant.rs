@@ -249,6 +249,9 @@ mod tests {
         let openid: ScopeSet = ["openid"].into_iter().collect();
         let back = Grant::authorized(Some(&dead), &profile("u"), &openid, Some(&sealed(2)), "t5");
         assert_eq!((back.status, back.status_reason), (GrantStatus::Active, None));
-        assert_eq!(back.scopes, openid, "a reauthorization starts over with what Google granted");
+        assert_eq!(
+            back.scopes, openid,
+            "a reauthorization starts over with what Google granted"
+        );
     }
 }

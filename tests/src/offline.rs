@@ -42,9 +42,18 @@ impl Bus {
             for message in messages {
                 let envelope: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap();
                 assert_eq!(envelope["source"], "google-offline-access");
-                events.push((envelope["detail-type"].as_str().unwrap().to_owned(), envelope["detail"].clone()));
+                events.push((
+                    envelope["detail-type"].as_str().unwrap().to_owned(),
+                    envelope["detail"].clone(),
+                ));
                 let handle = message.receipt_handle().unwrap();
-                self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.unwrap();
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -78,7 +87,11 @@ impl Stack {
             .send()
             .await
             .expect("rule");
-        let target = aws_sdk_eventbridge::types::Target::builder().id("tail").arn(arn).build().unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("tail")
+            .arn(arn)
+            .build()
+            .unwrap();
         events
             .put_targets()
             .rule("all")
@@ -104,32 +117,49 @@ impl Stack {
 
     /// A worker whose bus cannot be reached (EventBridge refuses connections).
     pub async fn worker_with_bus_down(&self) -> worker::Worker {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port");
-        let down = crate::aws::sdk_config(&format!("http://{closed}")).await;
-        let sink: Arc<dyn EventSink> = Arc::new(EventBridgeSink::new(
-            aws_sdk_eventbridge::Client::new(&down),
-            "bus".into(),
-        ));
+        let sink = self.unreachable_bus().await;
         let boot = self.another_boot(&Options::default());
         let access = AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth());
         let events = CalendarEvents::new(Arc::new(access), boot.calendar());
         worker::Worker::with(events, Some(sink))
     }
 
+    /// A publisher whose bus cannot be reached.
+    pub async fn publisher_with_bus_down(&self) -> publisher::Publisher {
+        publisher::Publisher::with(Some(self.unreachable_bus().await))
+    }
+
+    async fn unreachable_bus(&self) -> Arc<dyn EventSink> {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port");
+        let down = crate::aws::sdk_config(&format!("http://{closed}")).await;
+        Arc::new(EventBridgeSink::new(
+            aws_sdk_eventbridge::Client::new(&down),
+            "bus".into(),
+        ))
+    }
+
     /// A jobs queue with its dead-letter queue, as the template defines them.
     pub async fn jobs_queue(&self, max_receive_count: u32) -> (String, String) {
         let suffix = crate::aws::unique();
         let sqs = self.sqs();
-        let dlq = sqs.create_queue().queue_name(format!("jobs-dlq-{suffix}")).send().await.unwrap();
+        let dlq = sqs
+            .create_queue()
+            .queue_name(format!("jobs-dlq-{suffix}"))
+            .send()
+            .await
+            .unwrap();
         let dlq_url = dlq.queue_url.unwrap();
         let dlq_arn = format!("arn:aws:sqs:us-east-1:123456789012:jobs-dlq-{suffix}");
         let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count});
         let queue = sqs
             .create_queue()
             .queue_name(format!("jobs-{suffix}"))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                redrive.to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -154,7 +184,10 @@ impl Stack {
             .send()
             .await
             .expect("describe table");
-        let stream_arn = table.table.and_then(|t| t.latest_stream_arn).expect("the table has a stream");
+        let stream_arn = table
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .expect("the table has a stream");
         let stream = streams_call(&self.endpoint, "DescribeStream", json!({"StreamArn": stream_arn})).await;
         let mut records = Vec::new();
         for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
@@ -164,10 +197,17 @@ impl Stack {
                 json!({"StreamArn": stream_arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
             )
             .await;
-            let out = streams_call(&self.endpoint, "GetRecords", json!({"ShardIterator": iterator["ShardIterator"]})).await;
+            let out = streams_call(
+                &self.endpoint,
+                "GetRecords",
+                json!({"ShardIterator": iterator["ShardIterator"]}),
+            )
+            .await;
             for mut record in out["Records"].as_array().cloned().unwrap_or_default() {
                 record["eventSourceARN"] = json!(stream_arn);
-                let created = record["dynamodb"]["ApproximateCreationDateTime"].as_f64().unwrap_or_default();
+                let created = record["dynamodb"]["ApproximateCreationDateTime"]
+                    .as_f64()
+                    .unwrap_or_default();
                 record["dynamodb"]["ApproximateCreationDateTime"] = json!(created as i64);
                 records.push(record);
             }

@@ -85,7 +85,11 @@ impl AccessTokens {
     /// user) wait for it and share its token.
     pub async fn token(&self, grant: &Grant, rejected: Option<&Secret>) -> Result<Vended, ApiError> {
         let sub = grant.sub();
-        let refresh_ct = &grant.refresh_token.as_ref().ok_or(ApiError::OfflineAccessRequired)?.ciphertext;
+        let refresh_ct = &grant
+            .refresh_token
+            .as_ref()
+            .ok_or(ApiError::OfflineAccessRequired)?
+            .ciphertext;
         let usable = |v: &Vended| rejected.is_none_or(|r| &v.token != r);
         if let Some(token) = self.cache.get(grant).filter(usable) {
             return Ok(token);

@@ -381,14 +381,20 @@ async fn an_upgrade_invalidates_the_cached_access_token_and_a_reauthorization_st
     w.access.vend("u", &ScopeSet::default()).await.unwrap();
     w.google.code("c2", "u", &[CALENDAR_EVENTS_SCOPE], None);
     let calendar: ScopeSet = [CALENDAR_EVENTS_SCOPE].into_iter().collect();
-    w.sign_in.upgrade("u", &Secret::new("c2"), "postmessage", &calendar).await.unwrap();
+    w.sign_in
+        .upgrade("u", &Secret::new("c2"), "postmessage", &calendar)
+        .await
+        .unwrap();
     w.access.vend("u", &calendar).await.unwrap();
     assert_eq!(w.google.calls().refreshes, 2, "the cached token lacks the new scope");
 
     // Revoked at Google, then signed in again: only what Google grants now.
     w.google.kill_refresh_token("rt-u");
     w.google.revoke_access_tokens();
-    assert_eq!(w.create("u", None).await.unwrap_err().code(), "reauthorization_required");
+    assert_eq!(
+        w.create("u", None).await.unwrap_err().code(),
+        "reauthorization_required"
+    );
     w.google.code("c3", "u", &["openid"], Some("rt-u2"));
     let signed_in = w.sign_in.exchange(&Secret::new("c3"), "postmessage").await.unwrap();
     assert!(!signed_in.grant.scopes.allows_calendar_writes());

@@ -52,13 +52,20 @@ async fn a_redelivered_job_and_an_http_request_with_the_same_key_make_one_event(
     let again = worker.handle(sqs_event(&[job("booking-2", "w2")])).await;
     assert!(retried(&again).is_empty());
     let http = stack.create_event(&bearer, &event(), Some("booking-2")).await;
-    assert_eq!(http.status, 200, "the HTTP request replays the job's event: {}", http.body);
+    assert_eq!(
+        http.status, 200,
+        "the HTTP request replays the job's event: {}",
+        http.body
+    );
     assert_eq!(http.header("idempotent-replayed"), Some("true"));
     assert_eq!(stack.google.events("w2", "primary").len(), 1);
     let events = bus.events().await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].1["replayed"], true);
-    assert_eq!(events[0].1["event_id"], events[1].1["event_id"], "same change, same event_id");
+    assert_eq!(
+        events[0].1["event_id"], events[1].1["event_id"],
+        "same change, same event_id"
+    );
 
     // An HTTP request first, then a job with its key: still one event.
     let first = stack.create_event(&bearer, &event(), Some("booking-3")).await;
@@ -82,15 +89,29 @@ async fn permanent_failures_are_consumed_and_reported_with_their_code() {
         ("not json".to_owned(), "invalid_job"),
         (json!({"sub": "w3", "event": event()}).to_string(), "invalid_job"),
         (json!({"job_id": "j", "event": event()}).to_string(), "invalid_job"),
-        (json!({"job_id": "has space", "sub": "w3", "event": event()}).to_string(), "invalid_job"),
-        (json!({"job_id": "j", "sub": "w3", "calendar_id": "..", "event": event()}).to_string(), "invalid_job"),
-        (json!({"job_id": "j", "sub": "w3", "event": {"start": {"date": "2031-02-30"}}}).to_string(), "invalid_event"),
+        (
+            json!({"job_id": "has space", "sub": "w3", "event": event()}).to_string(),
+            "invalid_job",
+        ),
+        (
+            json!({"job_id": "j", "sub": "w3", "calendar_id": "..", "event": event()}).to_string(),
+            "invalid_job",
+        ),
+        (
+            json!({"job_id": "j", "sub": "w3", "event": {"start": {"date": "2031-02-30"}}}).to_string(),
+            "invalid_event",
+        ),
         (job("j-unknown", "nobody"), "not_connected"),
         (job("j-scope", "w3-no-calendar"), "scope_required"),
         (job("j-dead", dead), "reauthorization_required"),
-        (on_calendar("j-missing", "w3", "no-such-calendar@example.com"), "not_found"),
+        (
+            on_calendar("j-missing", "w3", "no-such-calendar@example.com"),
+            "not_found",
+        ),
     ];
-    stack.google.inject(Fault::status(Endpoint::CalendarInsert, 404).on_calendar("no-such-calendar@example.com"));
+    stack
+        .google
+        .inject(Fault::status(Endpoint::CalendarInsert, 404).on_calendar("no-such-calendar@example.com"));
     for (body, code) in &cases {
         let answer = worker.handle(sqs_event(std::slice::from_ref(body))).await;
         assert!(retried(&answer).is_empty(), "{code}: consumed, not retried");
@@ -102,7 +123,10 @@ async fn permanent_failures_are_consumed_and_reported_with_their_code() {
     }
     assert!(stack.google.events("w3", "primary").is_empty());
     let me = stack.me(&stack.google.id_token(dead)).await;
-    assert_eq!(me.body["status"], "reauthorization_required", "invalid_grant marks the grant");
+    assert_eq!(
+        me.body["status"], "reauthorization_required",
+        "invalid_grant marks the grant"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +167,11 @@ async fn a_mixed_batch_reports_exactly_the_transient_messages() {
     }
     let bus = stack.bus().await;
     let worker = stack.worker(Some(&bus));
-    stack.google.inject(Fault::status(Endpoint::CalendarInsert, 503).times(100).on_calendar("flaky"));
+    stack.google.inject(
+        Fault::status(Endpoint::CalendarInsert, 503)
+            .times(100)
+            .on_calendar("flaky"),
+    );
     let batch = [
         job("ok-1", "wa"),
         on_calendar("t-1", "wa", "flaky"),
@@ -175,10 +203,17 @@ async fn a_warm_batch_for_one_user_refreshes_once() {
     assert!(retried(&answer).is_empty());
     let hits = stack.google.hits();
     assert_eq!(hits.calendar_insert, 10);
-    assert!(hits.token_refresh <= 1, "at most one refresh for a warm batch: {}", hits.token_refresh);
+    assert!(
+        hits.token_refresh <= 1,
+        "at most one refresh for a warm batch: {}",
+        hits.token_refresh
+    );
     stack.google.reset_hits();
     worker.handle(sqs_event(&[job("b-next", "w5")])).await;
-    assert_eq!((stack.google.hits().token_refresh, stack.google.hits().calendar_insert), (0, 1));
+    assert_eq!(
+        (stack.google.hits().token_refresh, stack.google.hits().calendar_insert),
+        (0, 1)
+    );
 }
 
 #[tokio::test]
@@ -200,25 +235,58 @@ async fn a_job_that_keeps_failing_reaches_the_dead_letter_queue() {
     stack.connect_calendar("w7").await;
     let (queue, dlq) = stack.jobs_queue(5).await;
     let sqs = stack.sqs();
-    sqs.send_message().queue_url(&queue).message_body(on_calendar("doomed", "w7", "down")).send().await.unwrap();
-    stack.google.inject(Fault::status(Endpoint::CalendarInsert, 503).times(1000).on_calendar("down"));
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(on_calendar("doomed", "w7", "down"))
+        .send()
+        .await
+        .unwrap();
+    stack.google.inject(
+        Fault::status(Endpoint::CalendarInsert, 503)
+            .times(1000)
+            .on_calendar("down"),
+    );
     let worker = stack.worker(None);
     // What Lambda's event source mapping does: receive, invoke, delete what was consumed.
     for _ in 0..6 {
-        let out = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let messages = out.messages.unwrap_or_default();
         let bodies: Vec<String> = messages.iter().map(|m| m.body().unwrap().to_owned()).collect();
         let answer = worker.handle(sqs_event(&bodies)).await;
         for (i, message) in messages.iter().enumerate() {
             let handle = message.receipt_handle().unwrap();
             if retried(&answer).contains(&format!("m{i}")) {
-                sqs.change_message_visibility().queue_url(&queue).receipt_handle(handle).visibility_timeout(0).send().await.unwrap();
+                sqs.change_message_visibility()
+                    .queue_url(&queue)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
             } else {
-                sqs.delete_message().queue_url(&queue).receipt_handle(handle).send().await.unwrap();
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     }
-    let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap().messages.unwrap_or_default();
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].body().unwrap().contains("doomed"));
 }
@@ -229,7 +297,9 @@ async fn no_token_code_or_secret_reaches_an_event_or_a_log_line() {
     stack.connect_calendar("w8").await;
     let bus = stack.bus().await;
     let worker = stack.worker(Some(&bus));
-    worker.handle(sqs_event(&[job("hygiene", "w8"), job("hygiene-2", "nobody")])).await;
+    worker
+        .handle(sqs_event(&[job("hygiene", "w8"), job("hygiene-2", "nobody")]))
+        .await;
     let events = format!("{:?}", bus.events().await);
     let logs = logs::captured();
     for secret in stack.google.issued_secrets() {
