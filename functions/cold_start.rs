@@ -1,6 +1,6 @@
 //! Shared by every function crate (`[[test]] path = "../cold_start.rs"`): a missing
 //! required variable ends the cold start before the first invocation, with one log
-//! line naming the variable (SPEC §8).
+//! line naming the variable (README).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -58,5 +58,42 @@ fn missing_required_configuration_ends_the_cold_start_naming_the_variable() {
         assert!(logs.contains(missing), "log names {missing}: {logs}");
         assert!(logs.lines().count() <= 3, "at most a few log lines: {logs}");
         assert!(!logs.contains("not-a-real-secret"), "the secret is never logged");
+    }
+}
+
+/// The functions that call Google's token endpoint and so read the client secret.
+const READS_SECRET: &[&str] = &["exchange", "upgrade", "events", "worker", "tokens"];
+
+#[test]
+fn reading_the_client_secret_is_bounded_and_only_where_it_is_needed() {
+    // An AWS endpoint that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let mut cmd = Command::new(binary());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in [
+        ("GOOGLE_CLIENT_ID", "client.apps.googleusercontent.com"),
+        (
+            "GOOGLE_CLIENT_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf",
+        ),
+        ("TOKENS_TABLE", "tokens"),
+        ("TOKENS_KMS_KEY_ID", "alias/tokens"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+    ] {
+        cmd.env(name, value);
+    }
+    let started = Instant::now();
+    let output = cmd.output().expect("run the function binary");
+    let took = started.elapsed();
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "no Lambda runtime here: {logs}");
+    let reads = READS_SECRET.contains(&env!("CARGO_PKG_NAME"));
+    assert_eq!(logs.contains("GOOGLE_CLIENT_SECRET_ARN"), reads, "{logs}");
+    if reads {
+        assert!(took < Duration::from_secs(9), "the read gives up in time: {took:?}");
     }
 }

@@ -134,9 +134,9 @@ impl Grant {
             (Some(c), None) => (c.status, c.status_reason.clone()),
             _ => (GrantStatus::Active, None),
         };
-        // A fresh authorization (no live token stored) starts over with what Google
-        // granted now: a revocation at Google took the old scopes with it.
-        let fresh = new_token.is_some() && current.is_none_or(|c| !c.offline_access());
+        // A reauthorization after the stored token died starts over with what Google
+        // granted now: the revocation took the old scopes with it.
+        let fresh = new_token.is_some() && current.is_some_and(|c| c.status == GrantStatus::ReauthorizationRequired);
         Grant {
             profile: profile.clone(),
             scopes: match current {

@@ -103,10 +103,10 @@ impl AccessTokens {
         match self.google.refresh(&refresh_token).await {
             Ok(granted) => {
                 metric("RefreshSucceeded", 1.0);
-                let mut source = fingerprint(refresh_ct, &grant.scopes);
+                let mut source = fingerprint(refresh_ct, grant.version);
                 if let Some(rotated) = &granted.refresh_token {
-                    let stored = self.store_rotated(sub, refresh_ct, rotated).await?;
-                    source = fingerprint(&stored, &grant.scopes);
+                    let (stored, version) = self.store_rotated(sub, refresh_ct, rotated).await?;
+                    source = fingerprint(&stored, version);
                 }
                 let lifetime = granted.expires_in.unwrap_or(DEFAULT_LIFETIME);
                 Ok(self.cache.put(sub, source, granted.access_token, lifetime))
@@ -126,13 +126,18 @@ impl AccessTokens {
         }
     }
 
-    async fn store_rotated(&self, sub: &str, old: &Ciphertext, rotated: &Secret) -> Result<Ciphertext, ApiError> {
+    async fn store_rotated(
+        &self,
+        sub: &str,
+        old: &Ciphertext,
+        rotated: &Secret,
+    ) -> Result<(Ciphertext, u64), ApiError> {
         let sealed = SealedToken {
             ciphertext: self.sealer.seal(sub, rotated).await?,
             ids: TokenIds::of(rotated),
         };
         let now = now_rfc3339();
-        grants::update(self.grants.as_ref(), sub, |current| {
+        let stored = grants::update(self.grants.as_ref(), sub, |current| {
             Ok::<_, ApiError>(
                 current
                     .filter(|g| g.holds(old))
@@ -140,15 +145,15 @@ impl AccessTokens {
             )
         })
         .await?;
-        Ok(sealed.ciphertext)
+        Ok((sealed.ciphertext, stored.map_or(0, |g| g.version)))
     }
 }
 
 /// Access tokens kept in memory for the life of the warm container, keyed by user
 /// and by a fingerprint of the refresh-token ciphertext they came from and the
-/// scopes granted then, so a new sign-in or a revocation (which replaces or drops
-/// that ciphertext) and an upgrade (which adds scopes a cached token lacks)
-/// invalidate them. Never persisted anywhere.
+/// grant's version then, so any change of the grant (a new sign-in, a revocation,
+/// an upgrade whose new scope a cached token lacks) invalidates them. Never
+/// persisted anywhere.
 #[derive(Default)]
 struct AccessTokenCache {
     entries: Mutex<HashMap<String, Cached>>,
@@ -164,7 +169,7 @@ struct Cached {
 
 impl AccessTokenCache {
     fn get(&self, grant: &Grant) -> Option<Vended> {
-        let source = fingerprint(&grant.refresh_token.as_ref()?.ciphertext, &grant.scopes);
+        let source = fingerprint(&grant.refresh_token.as_ref()?.ciphertext, grant.version);
         let entries = self.entries.lock().expect("access-token cache lock");
         let entry = entries.get(grant.sub())?;
         let fresh = entry.expires.saturating_duration_since(Instant::now()) > MIN_REMAINING_LIFETIME;
@@ -202,12 +207,9 @@ impl AccessTokenCache {
     }
 }
 
-fn fingerprint(ciphertext: &Ciphertext, scopes: &ScopeSet) -> digest::Digest {
+fn fingerprint(ciphertext: &Ciphertext, version: u64) -> digest::Digest {
     let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&version.to_be_bytes());
     ctx.update(&ciphertext.0);
-    for scope in scopes.iter() {
-        ctx.update(b" ");
-        ctx.update(scope.as_bytes());
-    }
     ctx.finish()
 }

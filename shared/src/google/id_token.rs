@@ -1,4 +1,4 @@
-//! Google ID-token verification (SPEC §5): RS256 only, `kid` from the cached JWKS,
+//! Google ID-token verification (README): RS256 only, `kid` from the cached JWKS,
 //! `iss` in both of Google's forms, `aud` equal to our client ID, `exp`/`iat` within
 //! 300 s of skew, `nbf` when present, `azp` equal to our client ID when `aud`
 //! names several audiences, a lifetime of at most 24 h, and the optional

@@ -1,4 +1,4 @@
-//! `GET /me` and `DELETE /me/google` (SPEC §2, §8).
+//! `GET /me` and `DELETE /me/google` (README).
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Req, Stack};

@@ -1,4 +1,4 @@
-//! `POST /calendar/events`: act for the user while they are offline (SPEC §2, §8).
+//! `POST /calendar/events`: act for the user while they are offline (README).
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Req, Stack};
@@ -114,6 +114,10 @@ async fn invalid_bodies_are_refused_before_google() {
             json!({"start": {"date": "2031-01-01", "dateTime": "2031-01-01T10:00:00Z"}, "end": {"date": "2031-01-02"}}),
             Some("start"),
         ),
+        (
+            json!({"start": t("2031-01-01 10:00:00Z"), "end": t("2031-01-01T11:00:00Z")}),
+            Some("start"),
+        ),
     ];
     for (body, field) in cases {
         let reply = stack.create_event(&bearer, &body, None).await;
@@ -150,6 +154,27 @@ async fn invalid_bodies_are_refused_before_google() {
     }
     let bad_key = stack.create_event(&bearer, &event(), Some("has space")).await;
     bad_key.assert_problem(400, "invalid_request");
+    for not_json in ["{", "not json", "{\"start\": }"] {
+        let req = Req::post("/calendar/events")
+            .bearer(&bearer)
+            .header("content-type", "application/json")
+            .text(not_json);
+        stack
+            .send(Function::Events, req.build())
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    for calendar in ["%2E", "..", "%2E%2E", "a%0Ab", "tab%09", &"c".repeat(1025)] {
+        let req = Req::post(&format!("/calendar/events?calendarId={calendar}"))
+            .bearer(&bearer)
+            .json(&event());
+        let reply = stack.send(Function::Events, req.build()).await;
+        reply.assert_problem(400, "invalid_request");
+        assert!(
+            reply.body["detail"].as_str().unwrap().contains("calendarId"),
+            "{calendar}"
+        );
+    }
     let bad_updates = Req::post("/calendar/events?sendUpdates=sometimes")
         .bearer(&bearer)
         .json(&event());

@@ -1,11 +1,12 @@
-//! Worst-day behaviour (SPEC §3, §5, §8): AWS unreachable, Google slower than our
+//! Worst-day behaviour (README, API and "Choices where the contract is silent"): AWS unreachable, Google slower than our
 //! timeout, Google failing then recovering. Each answer is the spec's, and nothing is
 //! left half-written.
 
 use std::time::Duration;
 
 use integration_tests::google_emulator::{CodeRequest, Endpoint, Fault, FaultKind};
-use integration_tests::{Function, Req, Stack, send_to};
+use integration_tests::{Function, Options, Req, Stack, send_to};
+use lambda_http::RequestExt;
 use serde_json::json;
 
 fn event() -> serde_json::Value {
@@ -116,4 +117,39 @@ async fn parallel_events_across_users_with_one_key_each_create_one_event_per_use
     }
     let created = replies.iter().filter(|r| r.status == 201).count();
     assert_eq!(created, users.len(), "one 201 per user, the other requests are replays");
+}
+
+#[tokio::test]
+async fn a_google_that_hangs_gets_503_before_the_invocation_deadline() {
+    // Each call may take 8 s and is tried 3 times: without the invocation's deadline
+    // this request would take more than 24 s, past a 15 s function timeout.
+    let stack = Stack::start_with(Options::default().env("HTTP_TIMEOUT_MS", "8000")).await;
+    let bearer = stack.connect_calendar("f-deadline").await;
+    let hang = FaultKind::Latency(Duration::from_secs(60));
+    stack
+        .google
+        .inject(Fault::new(Endpoint::CalendarInsert, hang).times(10));
+    let mut context = lambda_http::Context::default();
+    context.request_id = "req-deadline".into();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now_ms + 4_000;
+    let event = json!({"start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}});
+    let req = Req::post("/calendar/events")
+        .bearer(&bearer)
+        .json(&event)
+        .build()
+        .with_lambda_context(context);
+    let started = std::time::Instant::now();
+    let reply = stack.send(Function::Events, req).await;
+    reply.assert_problem(503, "upstream_unavailable");
+    assert!(reply.header("retry-after").is_some());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3_500),
+        "answered before the deadline: {took:?}"
+    );
+    assert_eq!(reply.body["request_id"], "req-deadline");
 }

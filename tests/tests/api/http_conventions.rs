@@ -1,4 +1,4 @@
-//! Routing, CORS and problem documents shared by every function (SPEC §3, §8).
+//! Routing, CORS and problem documents shared by every function (README).
 
 use integration_tests::{Function, ORIGIN, Req, Stack};
 

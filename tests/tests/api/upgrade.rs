@@ -1,4 +1,4 @@
-//! `POST /auth/upgrade`: incremental authorization (SPEC §2, §8).
+//! `POST /auth/upgrade`: incremental authorization (README).
 
 use futures::future::join_all;
 use integration_tests::google_emulator::{CodeRequest, Signer};

@@ -1,4 +1,4 @@
-//! The Google ID-token verifier (SPEC §5): every forgery class refused with its own
+//! The Google ID-token verifier (README): every forgery class refused with its own
 //! reason; JWKS cached for its max-age and refetched, rate-limited, on unknown kids.
 
 use std::time::Duration;
@@ -115,6 +115,28 @@ async fn valid_tokens_verify_and_each_forgery_has_its_own_reason() {
             signed(json!({"iat": now, "exp": now + 25 * 3600})),
             Rejection::LifetimeTooLong,
         ),
+        (
+            "nbf 10 min in the future",
+            signed(json!({"nbf": now + 600})),
+            Rejection::NotYetValid,
+        ),
+        (
+            "several audiences, azp another client",
+            signed(
+                json!({"aud": [g.client_id(), "other.apps.googleusercontent.com"], "azp": "other.apps.googleusercontent.com"}),
+            ),
+            Rejection::WrongAuthorizedParty,
+        ),
+        (
+            "several audiences, no azp",
+            signed(json!({"aud": [g.client_id(), "other.apps.googleusercontent.com"], "azp": null})),
+            Rejection::WrongAuthorizedParty,
+        ),
+        (
+            "exp far beyond i64 arithmetic",
+            signed(json!({"iat": i64::MIN, "exp": i64::MAX})),
+            Rejection::LifetimeTooLong,
+        ),
         ("two segments", "aaa.bbb".into(), Rejection::Malformed),
         ("bad base64", "!!!.bbb.ccc".into(), Rejection::Malformed),
         ("bad JSON header", "bm90IGpzb24.e30.c2ln".into(), Rejection::Malformed),
@@ -122,6 +144,9 @@ async fn valid_tokens_verify_and_each_forgery_has_its_own_reason() {
     for (name, token, expected) in cases {
         assert_eq!(verify(&v, &token).await, Err(expected), "{name}");
     }
+    let several = json!({"aud": [g.client_id(), "other.apps.googleusercontent.com"], "azp": g.client_id()});
+    assert!(verify(&v, &signed(several)).await.is_ok(), "azp = this client");
+    assert!(verify(&v, &signed(json!({"nbf": now - 10}))).await.is_ok());
     // Both of Google's issuer spellings are accepted.
     assert!(verify(&v, &signed(json!({"iss": "accounts.google.com"}))).await.is_ok());
 }
@@ -207,4 +232,44 @@ async fn hosted_domain_allow_list_uses_the_hd_claim() {
         verify(&v, &with(json!({"email": "dan@example.org"}))).await,
         Err(Rejection::DomainNotAllowed)
     );
+}
+
+#[tokio::test]
+async fn a_hanging_jwks_endpoint_never_holds_up_verification_once_keys_are_cached() {
+    let google =
+        integration_tests::google_emulator::Emulator::start(integration_tests::google_emulator::EmulatorConfig {
+            jwks_max_age_secs: 1,
+            ..Default::default()
+        })
+        .await;
+    let http = outbound::http_client(Duration::from_secs(2));
+    let jwks =
+        JwksCache::with_refetch_interval(google.jwks_url(), http, Duration::from_secs(2), Duration::from_secs(1));
+    let v = IdTokenVerifier::new(&google.client_id(), jwks, None);
+    assert!(verify(&v, &google.id_token("erin")).await.is_ok());
+    google.inject(
+        integration_tests::google_emulator::Fault::new(
+            integration_tests::google_emulator::Endpoint::Jwks,
+            integration_tests::google_emulator::FaultKind::Latency(Duration::from_secs(30)),
+        )
+        .times(100),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let one = std::time::Instant::now();
+        assert!(
+            verify(&v, &google.id_token("erin")).await.is_ok(),
+            "the cached key serves"
+        );
+        assert!(one.elapsed() < Duration::from_millis(900), "took {:?}", one.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let allowed = 2 + started.elapsed().as_secs();
+    assert!(
+        google.hits().jwks <= allowed,
+        "at most one refetch per interval: {}",
+        google.hits().jwks
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
 }
