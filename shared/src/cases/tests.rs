@@ -13,7 +13,7 @@ use crate::event::validate;
 use crate::google::{CalendarError, RiscKind, SecurityEvent, Subject, TokenError};
 use crate::grant::{GrantStatus, TokenIds};
 use crate::memory::{FakeGoogle, MemoryGrants, MemoryReplay, MemorySealer};
-use crate::ports::TokenLookup;
+use crate::ports::{TokenLookup, TokenSealer as _};
 use crate::secret::Secret;
 use crate::types::{CALENDAR_EVENTS_SCOPE, CalendarId, IdempotencyKey, ScopeSet, SendUpdates};
 
@@ -399,4 +399,70 @@ async fn an_upgrade_invalidates_the_cached_access_token_and_a_reauthorization_st
     let signed_in = w.sign_in.exchange(&Secret::new("c3"), "postmessage").await.unwrap();
     assert!(!signed_in.grant.scopes.allows_calendar_writes());
     assert_eq!(w.create("u", None).await.unwrap_err().code(), "scope_required");
+}
+
+/// A store where a concurrent sign-in stores a new refresh token while the first
+/// disconnect round is revoking the old one.
+struct SignInDuringDisconnect {
+    inner: Arc<MemoryGrants>,
+    google: Arc<FakeGoogle>,
+    raced: std::sync::Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::GrantStore for SignInDuringDisconnect {
+    async fn load(&self, sub: &str) -> Result<Option<crate::grant::Grant>, crate::ports::StoreError> {
+        self.inner.load(sub).await
+    }
+    async fn save(&self, grant: &crate::grant::Grant, expected: Option<u64>) -> Result<(), crate::ports::StoreError> {
+        self.inner.save(grant, expected).await
+    }
+    async fn remove(&self, grant: &crate::grant::Grant, reason: &str) -> Result<(), crate::ports::StoreError> {
+        let race = std::mem::replace(&mut *self.raced.lock().unwrap(), true);
+        if !race {
+            let sealer = MemorySealer::default();
+            let token = Secret::new("rt-new");
+            self.google.live_refresh_token("rt-new");
+            let sealed = crate::grant::SealedToken {
+                ciphertext: sealer.seal(grant.sub(), &token).await?,
+                ids: TokenIds::of(&token),
+            };
+            let next =
+                crate::grant::Grant::authorized(Some(grant), &grant.profile, &grant.scopes, Some(&sealed), "now");
+            self.inner.insert(next);
+        }
+        self.inner.remove(grant, reason).await
+    }
+    async fn find_by_token(&self, lookup: &TokenLookup) -> Result<Option<String>, crate::ports::StoreError> {
+        self.inner.find_by_token(lookup).await
+    }
+}
+
+#[tokio::test]
+async fn a_token_stored_during_a_disconnect_is_revoked_before_anything_is_deleted() {
+    let w = world();
+    w.connect("u", "rt-u").await;
+    let racing = Arc::new(SignInDuringDisconnect {
+        inner: w.grants.clone(),
+        google: w.google.clone(),
+        raced: std::sync::Mutex::new(false),
+    });
+    Disconnect::new(racing, w.sealer.clone(), w.google.clone())
+        .run("u")
+        .await
+        .unwrap();
+    assert!(w.grants.get("u").is_none());
+    assert_eq!(
+        w.google.calls().revokes,
+        2,
+        "the old token and the one stored meanwhile"
+    );
+    // Both are dead at Google: refreshing either fails.
+    for token in ["rt-u", "rt-new"] {
+        assert!(
+            crate::ports::TokenEndpoint::refresh(w.google.as_ref(), &Secret::new(token))
+                .await
+                .is_err()
+        );
+    }
 }

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod id_token;
 pub mod jwks;
 pub mod oauth;
+mod revoke;
 pub mod risc;
 
 pub use calendar::{CalendarClient, CalendarError};

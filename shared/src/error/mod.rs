@@ -1,14 +1,16 @@
 //! The one error type of the project. Every use case answers with an [`ApiError`];
 //! each entry point renders it once: HTTP as an RFC 9457 problem (`http::problem`),
 //! `tokens` as an error payload, `worker` as a job outcome. The status/code/title
-//! table below is the only place those three are written; [`ALL_CODES`] derives
-//! from it. Module errors (Google, AWS, verification) convert here and nowhere else.
+//! table below is the only place those three are written; [`all_codes`] derives
+//! from it. Module errors (Google, AWS, verification) convert in `convert`, and
+//! nowhere else.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::google::{CalendarError, Rejection, TokenError};
-use crate::ports::StoreError;
+mod convert;
+
+pub use convert::TokenSource;
 
 /// Seconds clients are asked to wait when Google gave no `Retry-After`.
 pub const DEFAULT_RETRY_AFTER: u32 = 5;
@@ -265,78 +267,10 @@ impl ApiError {
     }
 }
 
-// ---- the one place module errors become `ApiError` ----
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Unavailable { service, reason } => ApiError::Unavailable {
-                service,
-                reason,
-                retry_after: 2,
-            },
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-/// Token-endpoint failures, for code exchanges and refreshes alike. A refresh's
-/// `InvalidGrant` is handled by the caller before this (it means reauthorization).
-impl From<TokenError> for ApiError {
-    fn from(err: TokenError) -> Self {
-        match err {
-            TokenError::InvalidGrant => ApiError::InvalidGrant,
-            TokenError::RateLimited { retry_after } => ApiError::google_rate_limited(retry_after),
-            TokenError::Unavailable(reason) => ApiError::google_unavailable(reason),
-            TokenError::Unusable(reason) => ApiError::Upstream(reason),
-        }
-    }
-}
-
-impl From<CalendarError> for ApiError {
-    fn from(err: CalendarError) -> Self {
-        match err {
-            CalendarError::InsufficientScope => ApiError::ScopeRequired {
-                scopes: vec![crate::types::CALENDAR_EVENTS_SCOPE.to_owned()],
-            },
-            CalendarError::RateLimited { retry_after } => ApiError::google_rate_limited(retry_after),
-            CalendarError::NotFound => ApiError::NotFound("Google Calendar has no such calendar for this user.".into()),
-            CalendarError::Refused(message) => ApiError::InvalidEvent(vec![FieldError::general(message)]),
-            CalendarError::Unavailable(reason) => ApiError::google_unavailable(reason),
-            CalendarError::Unauthorized => {
-                ApiError::Upstream("Calendar refused a freshly refreshed access token".into())
-            }
-            CalendarError::Duplicate { .. } => ApiError::Upstream("event id conflict".into()),
-            CalendarError::Unusable(reason) => ApiError::Upstream(reason),
-        }
-    }
-}
-
-/// Whose ID token was refused decides the code: the caller's bearer, or the token
-/// Google returned for a code.
-#[derive(Debug, Clone, Copy)]
-pub enum TokenSource {
-    Bearer,
-    Exchange,
-}
-
-impl ApiError {
-    pub fn from_rejection(rejection: Rejection, source: TokenSource) -> Self {
-        match (rejection, source) {
-            (Rejection::DomainNotAllowed, _) => ApiError::DomainNotAllowed,
-            (Rejection::KeysUnavailable(reason), _) => ApiError::google_unavailable(reason),
-            (other, TokenSource::Bearer) => ApiError::Unauthenticated {
-                credentials_present: true,
-                reason: other.to_string(),
-            },
-            (other, TokenSource::Exchange) => ApiError::InvalidIdToken(other.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::google::Rejection;
 
     #[test]
     fn codes_are_unique_and_statuses_are_errors() {
