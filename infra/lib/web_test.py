@@ -360,6 +360,14 @@ def grant_revoked(s):
     expect(s.page.locator("#offline")).to_contain_text("yes")
     assert [e["summary"] for e in calendar_events(katherine["sub"])] == ["Before the revocation"]
 
+    # The revocation took Calendar access with it: connecting it again works at once.
+    expect(s.page.locator("#scopes")).not_to_contain_text("calendar")
+    s.connect_calendar("Katherine Johnson")
+    s.create_event("After reconnecting")
+    expect(s.notice()).to_contain_text("Event created")
+    summaries = sorted(e["summary"] for e in calendar_events(katherine["sub"]))
+    assert summaries == ["After reconnecting", "Before the revocation"], summaries
+
 
 def offline_access_missing(s):
     """Google gives no refresh token (it already gave one elsewhere) → ask again with consent."""

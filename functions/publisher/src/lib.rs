@@ -84,7 +84,8 @@ impl Publisher {
     async fn publish(&self, record: &StreamRecord) -> Result<(), StoreError> {
         let events = changes(record)?;
         for event in &events {
-            tracing::info!(event = event.detail_type, event_id = %event.detail["event_id"], sub = %event.detail["sub"], "lifecycle event");
+            let text = |name: &str| event.detail[name].as_str().unwrap_or_default().to_owned();
+            tracing::info!(event = event.detail_type, event_id = %text("event_id"), sub = %text("sub"), "lifecycle event");
             shared::telemetry::metric(event.detail_type, 1.0);
         }
         match &self.sink {

@@ -126,8 +126,8 @@ impl Worker {
             message_id,
             calendar,
             outcome = event.detail_type,
-            job_id = %event.detail["job_id"],
-            sub = %event.detail["sub"],
+            job_id = event.detail["job_id"].as_str().unwrap_or_default(),
+            sub = event.detail["sub"].as_str().unwrap_or_default(),
             "job done"
         );
         let Some(sink) = &self.sink else {
