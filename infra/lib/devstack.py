@@ -2,9 +2,14 @@
 and boto3 from .venv (both come with moto / cfn-lint / sam).
 
   devstack.py resources ENDPOINT TEMPLATE TABLE ALIAS   create the table and KMS key in moto
+  devstack.py offline-resources CONFIG ENDPOINT TEMPLATE TABLE BUS INVOKE EVENTS_LOG
+                                                         jobs queue + DLQ, bus, rule -> events queue;
+                                                         writes CONFIG (JSON) for the feeder
   devstack.py emulator-config EMULATOR                   client id, secret, RISC issuer (one a line)
-  devstack.py wait-functions BASE TIMEOUT_SECS           wait until all five functions answer
+  devstack.py wait-functions BASE INVOKE TIMEOUT_SECS    wait until all eight functions answer
   devstack.py demo EMULATOR BASE                         drive the whole flow, print each step
+
+infra/lib/feeder.py reads CONFIG and does what Lambda's event source mappings do.
 
 Never shows the client secret (emulator-config writes it only to the pipe infra/dev
 reads), a refresh/access token or an authorization code; the ID token only shortened.
@@ -27,6 +32,14 @@ PROBES = [
     ("risc", "GET", "/risc", 405),
 ]
 
+# Entry points without HTTP routes, invoked directly: (binary, payload, answer that proves
+# the handler itself answered).
+INVOKE_PROBES = [
+    ("worker", {"Records": []}, lambda answer: answer == {"batchItemFailures": []}),
+    ("publisher", {"Records": []}, lambda answer: answer == {"batchItemFailures": []}),
+    ("tokens", {}, lambda answer: (answer.get("error") or {}).get("code") == "invalid_request"),
+]
+
 
 def table_extras(props):
     """The table's indexes and stream as template.yaml declares them (DynamoDB refuses
@@ -39,20 +52,29 @@ def table_extras(props):
     return extra
 
 
-def resources(endpoint, template_path, table, alias):
-    import boto3
+def load_resources(template_path):
+    """template.yaml's Resources, with CloudFormation short tags (!Ref, !GetAtt, ...) read as None."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        """SafeLoader that reads CloudFormation short tags (!Ref, !GetAtt, ...) as None."""
+        pass
 
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
     with open(template_path, encoding="utf-8") as f:
-        props = yaml.load(f, Loader=Loader)["Resources"]["TokensTable"]["Properties"]
+        return yaml.load(f, Loader=Loader)["Resources"]
 
-    session = boto3.session.Session(
+
+def moto_session():
+    import boto3
+
+    return boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
     )
+
+
+def resources(endpoint, template_path, table, alias):
+    props = load_resources(template_path)["TokensTable"]["Properties"]
+    session = moto_session()
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     dynamodb.create_table(
         TableName=table,
@@ -70,6 +92,84 @@ def resources(endpoint, template_path, table, alias):
     kms = session.client("kms", endpoint_url=endpoint)
     key_id = kms.create_key(Description="tokens (infra/dev)")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+
+# ---------------------------------------------------------------- queues, bus, stream (offline entry points)
+EVENT_SOURCE = "google-offline-access"
+# Local redelivery of a job the worker reported failed: seconds, not the queue's visibility timeout.
+RETRY_VISIBILITY = 5
+
+
+def event_source(resources, binary, kind):
+    """The Properties of `binary`'s event source of Type `kind` in template.yaml."""
+    for resource in resources.values():
+        props = resource.get("Properties") or {}
+        build = (resource.get("Metadata") or {}).get("BuildProperties") or {}
+        if resource.get("Type") != "AWS::Serverless::Function" or build.get("Binary") != binary:
+            continue
+        for source in (props.get("Events") or {}).values():
+            if source.get("Type") == kind:
+                return source.get("Properties") or {}
+    raise SystemExit(f"template.yaml: no {kind} event source for {binary}")
+
+
+def offline_resources(config_path, endpoint, template_path, table, bus, invoke, events_log):
+    """The jobs queue and its dead-letter queue, the publisher's on-failure queue, the bus and a
+    rule sending everything with our Source to a queue that infra/dev tails, configured as
+    template.yaml configures them. Writes what the feeder and the demo need to CONFIG and
+    prints the URLs infra/dev shows (one a line)."""
+    template = load_resources(template_path)
+    jobs_props = template["JobsQueue"]["Properties"]
+    worker_source = event_source(template, "worker", "SQS")
+    stream_source = event_source(template, "publisher", "DynamoDB")
+
+    session = moto_session()
+    sqs = session.client("sqs", endpoint_url=endpoint)
+
+    def queue(name, **attributes):
+        url = sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attributes.items()})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return url, arn
+
+    dlq_url, dlq_arn = queue("jobs-dlq", MessageRetentionPeriod=template["JobsDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"])
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": jobs_props["RedrivePolicy"]["maxReceiveCount"]}
+    jobs_url, jobs_arn = queue("jobs", VisibilityTimeout=jobs_props["VisibilityTimeout"], RedrivePolicy=json.dumps(redrive))
+    failures_url, _ = queue("publisher-failures")
+    events_url, events_arn = queue("dev-events")
+
+    events = session.client("events", endpoint_url=endpoint)
+    events.create_event_bus(Name=bus)
+    events.put_rule(Name="dev-all-events", EventBusName=bus, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+    events.put_targets(Rule="dev-all-events", EventBusName=bus, Targets=[{"Id": "dev-events", "Arn": events_arn}])
+
+    stream_arn = session.client("dynamodb", endpoint_url=endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    config = {
+        "endpoint": endpoint,
+        "invoke": invoke,
+        "bus": bus,
+        "events_log": events_log,
+        "jobs": {
+            "url": jobs_url,
+            "arn": jobs_arn,
+            "dlq_url": dlq_url,
+            "batch_size": worker_source.get("BatchSize", 10),
+            "max_receive_count": redrive["maxReceiveCount"],
+            "retry_visibility": RETRY_VISIBILITY,
+        },
+        "stream": {
+            "arn": stream_arn,
+            "batch_size": stream_source.get("BatchSize", 100),
+            "starting_position": stream_source.get("StartingPosition", "TRIM_HORIZON"),
+            "max_retries": stream_source.get("MaximumRetryAttempts", -1),
+            "filters": [json.loads(f["Pattern"]) for f in (stream_source.get("FilterCriteria") or {}).get("Filters", [])],
+            "failures_url": failures_url,
+        },
+        "events_queue": {"url": events_url},
+    }
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+    for line in (jobs_url, dlq_url, events_url, failures_url):
+        print(line)
 
 
 def request(method, url, body=None, headers=None, timeout=30):
@@ -100,26 +200,43 @@ def emulator_config(emulator):
         print(config[key])
 
 
-def wait_functions(base, timeout):
+def wait_until(what, deadline, timeout, attempt):
+    """Calls attempt() -> (done, last answer) every second until done or the deadline."""
+    started = time.monotonic()
+    last = "no answer yet"
+    while True:
+        try:
+            done, last = attempt()
+            if done:
+                print(f"    {what} ({last}, {time.monotonic() - started:.1f}s)", file=sys.stderr)
+                return
+        except (OSError, urllib.error.URLError) as err:
+            last = str(err)
+        if time.monotonic() > deadline:
+            print(f"{what.split()[0]} did not become ready within {timeout:.0f}s (last: {last})", file=sys.stderr)
+            sys.exit(1)
+        time.sleep(1)
+
+
+def wait_functions(base, invoke, timeout):
     deadline = time.monotonic() + timeout
     for binary, method, path, want in PROBES:
-        started = time.monotonic()
-        last = "no answer yet"
-        while True:
-            try:
-                # The first request makes cargo lambda compile and start the binary.
-                status, headers, _ = request(method, f"{base}/{binary}{path}", timeout=max(5, deadline - time.monotonic()))
-                ctype = headers.get("Content-Type", "")
-                if status == want and ctype.startswith("application/problem+json"):
-                    print(f"    {binary:<8} ready ({method} {path} -> {status}, {time.monotonic() - started:.1f}s)", file=sys.stderr)
-                    break
-                last = f"{status} {ctype}"
-            except (OSError, urllib.error.URLError) as err:
-                last = str(err)
-            if time.monotonic() > deadline:
-                print(f"{binary} did not become ready within {timeout:.0f}s (last: {last})", file=sys.stderr)
-                sys.exit(1)
-            time.sleep(1)
+        def probe(binary=binary, method=method, path=path, want=want):
+            # The first request makes cargo lambda compile and start the binary.
+            status, headers, _ = request(method, f"{base}/{binary}{path}", timeout=max(5, deadline - time.monotonic()))
+            ctype = headers.get("Content-Type", "")
+            ok = status == want and ctype.startswith("application/problem+json")
+            return ok, (f"{method} {path} -> {status}" if ok else f"{status} {ctype}")
+
+        wait_until(f"{binary:<9} ready", deadline, timeout, probe)
+    for binary, payload, proves in INVOKE_PROBES:
+        def probe(binary=binary, payload=payload, proves=proves):
+            status, _, answer = request("POST", f"{invoke}/{binary}/invocations", payload,
+                                        timeout=max(5, deadline - time.monotonic()))
+            ok = status == 200 and isinstance(answer, dict) and proves(answer)
+            return ok, (f"invoked -> {json.dumps(answer)}" if ok else f"{status} {answer}")
+
+        wait_until(f"{binary:<9} ready", deadline, timeout, probe)
 
 
 def shorten_tokens(value):
@@ -227,8 +344,10 @@ def main(argv):
         resources(*args)
     elif command == "emulator-config":
         emulator_config(*args)
+    elif command == "offline-resources":
+        offline_resources(*args)
     elif command == "wait-functions":
-        wait_functions(args[0], float(args[1]))
+        wait_functions(args[0], args[1], float(args[2]))
     elif command == "demo":
         demo(*args)
     else:
