@@ -4,10 +4,10 @@ and boto3 from .venv (both come with moto / cfn-lint / sam).
   devstack.py resources ENDPOINT TEMPLATE TABLE ALIAS   create the table and KMS key in moto
   devstack.py offline-resources CONFIG ENDPOINT TEMPLATE TABLE BUS INVOKE EVENTS_LOG
                                                          jobs queue + DLQ, bus, rule -> events queue;
-                                                         writes CONFIG (JSON) for the feeder
+                                                         writes CONFIG (JSON) for `feeder` and `demo`
   devstack.py emulator-config EMULATOR                   client id, secret, RISC issuer (one a line)
   devstack.py wait-functions BASE INVOKE TIMEOUT_SECS    wait until all eight functions answer
-  devstack.py demo EMULATOR BASE                         drive the whole flow, print each step
+  devstack.py demo EMULATOR BASE CONFIG                  drive the whole flow, print each step
 
 infra/lib/feeder.py reads CONFIG and does what Lambda's event source mappings do.
 
@@ -273,6 +273,10 @@ class Demo:
             raise SystemExit(f"demo failed at step {self.step}: {title}")
         return parsed
 
+    def begin(self, title, what):
+        self.step += 1
+        print(f"\n\033[1m[{self.step}] {title}\033[0m\n    {what}")
+
     def mint_code(self, title, request_body):
         self.step += 1
         print(f"\n\033[1m[{self.step}] {title}\033[0m\n    POST <emulator>/emulator/codes")
@@ -288,7 +292,9 @@ class Demo:
         return parsed["code"]
 
 
-def demo(emulator, base):
+def demo(emulator, base, config_path):
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
     d = Demo(emulator, base)
     sub = "104729000000000000001"
     xrw = {"X-Requested-With": "XMLHttpRequest"}
@@ -334,8 +340,121 @@ def demo(emulator, base):
     status, _, stored = request("GET", f"{emulator}/emulator/events?sub={sub}&calendarId=primary")
     if status != 200 or not any(e.get("event", e).get("id") == created.get("id") for e in stored):
         raise SystemExit("demo failed: the event is not in the emulator's calendar")
+    offline_demo(d, config, sub, day)
     print("\n\033[1mCreated event (as Google's Calendar API returned it):\033[0m")
     print(json.dumps(created, indent=2))
+
+
+class BusEvents:
+    """The events infra/dev's feeder took off the bus's queue, from its events log
+    (`HH:MM:SS DetailType {detail}` a line)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.seen = []
+
+    def read(self):
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(self.offset)
+            while True:
+                line = f.readline()
+                if not line.endswith("\n"):
+                    break  # a partial line: read it whole next time
+                self.offset = f.tell()
+                _, detail_type, detail = line.rstrip("\n").split(" ", 2)
+                try:
+                    self.seen.append((detail_type, json.loads(detail)))
+                except ValueError:
+                    pass
+
+    def wait_for(self, detail_type, match, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.read()
+            for seen_type, detail in self.seen:
+                if seen_type == detail_type and match(detail):
+                    return detail
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+
+
+def offline_demo(d, config, sub, day):
+    """The entry points without a user: the lifecycle events the sign-in produced, a Calendar
+    job from the queue, an access token for a backend."""
+    events = BusEvents(config["events_log"])
+
+    def expect_event(detail_type, match, why):
+        detail = events.wait_for(detail_type, match)
+        if detail is None:
+            raise SystemExit(f"demo failed at step {d.step}: no {detail_type} {why} on the bus within 60 s"
+                             f" (events seen: {[t for t, _ in events.seen]}; see feeder.log)")
+        print(f"    {detail_type} {json.dumps(detail)}")
+        return detail
+
+    d.begin("Lifecycle events on the bus (table stream -> publisher -> EventBridge)",
+            f"rule on {config['bus']} -> SQS, tailed by infra/dev")
+    expect_event("GrantConnected", lambda e: e.get("sub") == sub, "for the sign-in")
+    changed = expect_event("GrantScopesChanged", lambda e: e.get("sub") == sub, "for the upgrade")
+    if CALENDAR_EVENTS not in changed.get("added", []):
+        raise SystemExit(f"demo failed at step {d.step}: GrantScopesChanged does not add Calendar")
+
+    job_id = f"demo-job-{day}"
+    job = {
+        "job_id": job_id,
+        "sub": sub,
+        "calendar_id": "primary",
+        "send_updates": "none",
+        "event": {
+            "summary": "Booking confirmed (a job sent by infra/dev --demo)",
+            "start": {"dateTime": f"{day}T16:00:00Z"},
+            "end": {"dateTime": f"{day}T16:30:00Z"},
+        },
+    }
+    d.begin("A backend sends a Calendar job (the user is not there)", "SQS SendMessage <jobs queue>")
+    print("    " + json.dumps(job))
+    sqs = moto_session().client("sqs", endpoint_url=config["endpoint"])
+    message_id = sqs.send_message(QueueUrl=config["jobs"]["url"], MessageBody=json.dumps(job))["MessageId"]
+    print(f"    -> message {message_id}")
+
+    d.begin("worker creates the event (jobs queue -> worker -> Calendar -> EventBridge)",
+            "waiting for CalendarEventCreated")
+    created = expect_event("CalendarEventCreated", lambda e: e.get("job_id") == job_id, f"for job {job_id}")
+    if created.get("replayed") is not False:
+        raise SystemExit(f"demo failed at step {d.step}: a first delivery says replayed={created.get('replayed')}")
+    # The event is sent before the message is consumed: give the feeder a moment to delete it.
+    for _ in range(50):
+        attrs = sqs.get_queue_attributes(QueueUrl=config["jobs"]["url"], AttributeNames=["All"])["Attributes"]
+        left = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        if not left:
+            break
+        time.sleep(0.2)
+    print(f"    jobs queue: {left} message(s) left")
+    if left:
+        raise SystemExit(f"demo failed at step {d.step}: the consumed job is still in the queue")
+
+    d.begin("A backend gets an access token for the user (tokens, invoked directly)",
+            "POST <cargo lambda>/2015-03-31/functions/tokens/invocations")
+    body = {"sub": sub, "scopes": [CALENDAR_EVENTS]}
+    print("    " + json.dumps(body))
+    status, _, vended = request("POST", f"{config['invoke']}/tokens/invocations", body, timeout=120)
+    token = vended.get("access_token") if isinstance(vended, dict) else None
+    shown = {**vended, "access_token": f"[{len(token)} chars, not shown]"} if token else vended
+    print(f"    -> HTTP {status}\n    {json.dumps(shown)}")
+    if status != 200 or not token or vended.get("token_type") != "Bearer":
+        raise SystemExit(f"demo failed at step {d.step}: no access token")
+    if vended.get("expires_at", 0) < time.time() + 300 or CALENDAR_EVENTS not in vended.get("scopes", []):
+        raise SystemExit(f"demo failed at step {d.step}: the token lives < 5 min or lacks Calendar")
+
+    event_id = created["calendar_event_id"]
+    d.begin("Google accepts it: read the job's event with the vended token",
+            f"GET <emulator>/calendar/v3/calendars/primary/events/{event_id}")
+    status, _, event = request("GET", f"{d.emulator}/calendar/v3/calendars/primary/events/{event_id}",
+                               headers={"Authorization": "Bearer " + token})
+    print(f"    -> HTTP {status}" + (f": {event.get('summary')!r}, {event['start']}" if status == 200 else f" {event}"))
+    if status != 200 or event.get("summary") != job["event"]["summary"]:
+        raise SystemExit(f"demo failed at step {d.step}: the vended token did not read the job's event")
 
 
 def main(argv):
