@@ -40,7 +40,8 @@ wait_for_port() { # port, what
 start_moto() {
   local port
   port="$(free_port)"
-  moto_server -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  # moto_server, with DynamoDB writes made atomic as in the real service (see the file).
+  "$VENV/bin/python" "$ROOT/infra/lib/moto_atomic.py" -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
   MOTO_PID=$!
   wait_for_port "$port" "moto_server"
   export MOTO_ENDPOINT="http://127.0.0.1:$port"

@@ -29,12 +29,15 @@ fn spawn_moto() -> String {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    let binary = if venv.exists() {
-        venv.display().to_string()
+    // moto with DynamoDB writes made atomic as in the real service (infra/lib/moto_atomic.py).
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv_python = root.join(".venv/bin/python");
+    let python = if venv_python.exists() {
+        venv_python.display().to_string()
     } else {
-        "moto_server".to_owned()
+        "python3".to_owned()
     };
+    let binary = format!("{python} {}", root.join("infra/lib/moto_atomic.py").display());
     // The watcher loop stops moto when this test process exits, however it exits.
     let script = format!(
         "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
