@@ -1,9 +1,10 @@
-//! The cold start: configuration, one HTTP client (for Google and the AWS SDK
-//! alike) and the AWS SDK configuration, then the adapters a function asks for,
-//! each built only by the functions that use it (so a function's `main.rs` reads
-//! like its IAM policy). Nothing here touches the network except reading the
-//! client secret when it comes from Secrets Manager. A configuration problem ends
-//! the process with one log line naming the variable, before the first invocation.
+//! The cold start: configuration, the process's randomness, one HTTP client (for
+//! Google and the AWS SDK alike) and the AWS SDK configuration, then the adapters
+//! a function asks for, each built only by the functions that use it (so a
+//! function's `main.rs` reads like its IAM policy). Nothing here touches the
+//! network except reading the client secret when it comes from Secrets Manager. A
+//! configuration problem ends the process with one log line naming the variable,
+//! before the first invocation.
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ impl Boot {
     pub async fn from_env(function: &str, needs: Needs) -> Boot {
         crate::telemetry::init(function);
         let mut config = Config::from_env(needs).unwrap_or_else(|e| fail(&e.to_string()));
+        crate::outbound::seed_randomness();
         let http = crate::outbound::http_client(config.http_timeout);
         let loaded = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::aws::http::http_client(&http))
