@@ -24,8 +24,9 @@ HTTP functions get API Gateway HTTP API (v2) events; `worker` an SQS event, `tok
 a direct invocation payload, `publisher` DynamoDB stream records read from moto's
 stream of the bench's own table.
 
-With --compare DIR, every function is run from two builds side by side (cold starts
-interleaved, A B B A ...): DIR's binaries ("before") and --release-dir's ("after").
+With --compare DIR, every function is run from two builds side by side, DIR's
+binaries ("before") and --release-dir's ("after"): cold starts interleaved (A B, B A,
+...) and the two warm containers taking turns invocation by invocation.
 
 Only the Python standard library is used, except boto3 (from .venv) to create the
 table, the KMS key and the event bus. Everything listens on and connects to
@@ -808,46 +809,63 @@ def cold_start(function, bootstrap, env, flows, upstreams, counter, log_path):
         container.stop()
 
 
-def warm_run(function, bootstrap, env, flows, upstreams, counter, args, log_path):
-    """One container serving 1 + --invocations invocations (and worker's batch)."""
-    container = Container(function, bootstrap, env, log_path)
+def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path):
+    """One container per build serving 1 + --invocations invocations (and worker's
+    batch). With two builds their containers take turns, invocation by invocation
+    (same user, same kind of request), so a change of load on the machine reaches
+    both alike."""
+    states = []
     try:
-        init = container.wait_ready()
-        g_start = upstreams.google.hits()
-        event, check = flows.event(function, counter.take())
-        first = container.checked(event, check, "first invocation")
-        latencies, upstream, deltas = [], [], []
-        cpu0, ticks0 = container.cpu_ms(), container.cpu_ms_ticks()
-        prev = upstreams.snapshot()
-        wall0 = time.perf_counter()
-        for _ in range(args.invocations):
-            check_deadline()
+        for label, bootstrap in variants:
+            container = Container(function, bootstrap, env, log_path)
+            states.append({"label": label, "container": container})
+            st = states[-1]
+            st["init"] = container.wait_ready()
             event, check = flows.event(function, counter.take())
-            latency = container.checked(event, check)
-            now = upstreams.snapshot()
-            delta = call_delta(prev, now)
-            prev = now
-            deltas.append(delta)
-            latencies.append(latency)
-            upstream.append(delta["upstream_ms"])
-        wall = time.perf_counter() - wall0
-        cpu = container.cpu_ms() - cpu0
-        ticks = container.cpu_ms_ticks() - ticks0
-        hwm = container.status("VmHWM")
-        rss = container.status("VmRSS")
-        container_google = {k: v - g_start.get(k, 0) for k, v in upstreams.google.hits().items()}
-        batch = worker_batch(container, flows, upstreams, counter) if function == "worker" else None
+            before = upstreams.snapshot()
+            st["first"] = container.checked(event, check, "first invocation")
+            fetched = call_delta(before, upstreams.snapshot())["google_by_endpoint"]
+            st["first_jwks"] = fetched.get("jwks", 0) + fetched.get("risc_jwks", 0)
+            st.update(latencies=[], upstream=[], deltas=[], cpu=0.0, wall=0.0)
+            st["ticks0"] = container.cpu_ms_ticks()
+        for k in range(args.invocations):
+            check_deadline()
+            i = counter.take()
+            for st in states if k % 2 == 0 else list(reversed(states)):
+                container = st["container"]
+                event, check = flows.event(function, i)
+                before, cpu0, wall0 = upstreams.snapshot(), container.cpu_ms(), time.perf_counter()
+                latency = container.checked(event, check)
+                st["cpu"] += container.cpu_ms() - cpu0
+                st["wall"] += time.perf_counter() - wall0
+                delta = call_delta(before, upstreams.snapshot())
+                st["deltas"].append(delta)
+                st["latencies"].append(latency)
+                st["upstream"].append(delta["upstream_ms"])
+        for st in states:
+            container = st["container"]
+            st["ticks"] = container.cpu_ms_ticks() - st["ticks0"]
+            st["hwm"] = container.status("VmHWM")
+            st["rss"] = container.status("VmRSS")
+        for st in states:
+            st["batch"] = worker_batch(st["container"], flows, upstreams, counter) if function == "worker" else None
     finally:
-        container.stop()
+        for st in states:
+            st["container"].stop()
+    return {st["label"]: warm_summary(st, flows) for st in states}
 
+
+def warm_summary(st, flows):
+    latencies, upstream, deltas = st["latencies"], st["upstream"], st["deltas"]
     # Invocations after each user has been served once in this container: the
     # steady state of the per-container caches (access tokens, JWKS).
     steady = deltas[flows.users :] or deltas
     own = [lat - up for lat, up in zip(latencies, upstream)]
     billed = [math.ceil(lat) for lat in latencies]
+    jwks = sum(d["google_by_endpoint"].get("jwks", 0) + d["google_by_endpoint"].get("risc_jwks", 0) for d in deltas)
     return {
-        "container_init_ms": round(init, 2),
-        "container_first_invocation_ms": round(first, 2),
+        "container_init_ms": round(st["init"], 2),
+        "container_first_invocation_ms": round(st["first"], 2),
         "invocations": len(latencies),
         "p50_ms": round(percentile(latencies, 50), 2),
         "p90_ms": round(percentile(latencies, 90), 2),
@@ -856,20 +874,20 @@ def warm_run(function, bootstrap, env, flows, upstreams, counter, args, log_path
         "mean_ms": round(statistics.fmean(latencies), 2),
         "upstream_p50_ms": round(percentile(upstream, 50), 2),
         "own_p50_ms": round(percentile(own, 50), 2),
-        "cpu_ms_per_invocation": round(cpu / len(latencies), 3),
+        "cpu_ms_per_invocation": round(st["cpu"] / len(latencies), 3),
         # The same from /proc/PID/stat's 10 ms ticks: a cross-check.
-        "cpu_ms_per_invocation_ticks": round(ticks / len(latencies), 3),
-        "invocations_per_s": round(len(latencies) / wall, 1),
+        "cpu_ms_per_invocation_ticks": round(st["ticks"] / len(latencies), 3),
+        "invocations_per_s": round(len(latencies) / st["wall"], 1),
         "billed_ms_mean": round(statistics.fmean(billed), 2),
         "usd_per_million": round(usd_per_million(statistics.fmean(billed)), 4),
         "calls_per_invocation": summarise_calls(deltas),
         "steady_calls_per_invocation": summarise_calls(steady),
         # JWKS (ID token or RISC) fetches over the container's whole life.
-        "jwks_fetches_in_container": container_google.get("jwks", 0) + container_google.get("risc_jwks", 0),
+        "jwks_fetches_in_container": st["first_jwks"] + jwks,
         "operations_before_rss": 1 + len(latencies),
-        "peak_rss_kib": hwm,
-        "rss_kib": rss,
-        "batch": batch,
+        "peak_rss_kib": st["hwm"],
+        "rss_kib": st["rss"],
+        "batch": st["batch"],
     }
 
 
@@ -974,10 +992,11 @@ def bench_function(function, variants, env, flows, upstreams, args, logs_dir, fl
             if measured is not None:
                 floors.append(measured)
     results = {}
+    log(f"{function}: 1 + {args.invocations} invocations in one container{' per build, taking turns' if len(variants) > 1 else ''}")
+    warm = warm_runs(function, variants, env, flows, upstreams, counter, args, log_path)
     for label, bootstrap in variants:
-        log(f"{function} ({label}): 1 + {args.invocations} invocations in one container")
         r = summarise_cold(colds[label])
-        r["warm"] = warm_run(function, bootstrap, env, flows, upstreams, counter, args, log_path)
+        r["warm"] = warm[label]
         w = r["warm"]
         # The upstream calls a first invocation must make beyond a warm one (JWKS,
         # a refresh and its KMS Decrypt): median over the cold starts.
