@@ -1,9 +1,10 @@
-//! The cold start: configuration, the AWS SDK configuration and one HTTP client,
-//! then the adapters a function asks for, each built only by the functions that
-//! use it (so a function's `main.rs` reads like its IAM policy). Nothing here
-//! touches the network except reading the client secret when it comes from
-//! Secrets Manager. A configuration problem ends the process with one log line
-//! naming the variable, before the first invocation.
+//! The cold start: configuration, the process's randomness, one HTTP client (for
+//! Google and the AWS SDK alike) and the AWS SDK configuration, then the adapters
+//! a function asks for, each built only by the functions that use it (so a
+//! function's `main.rs` reads like its IAM policy). Nothing here touches the
+//! network except reading the client secret when it comes from Secrets Manager. A
+//! configuration problem ends the process with one log line naming the variable,
+//! before the first invocation.
 
 use std::sync::Arc;
 
@@ -30,7 +31,13 @@ impl Boot {
     pub async fn from_env(function: &str, needs: Needs) -> Boot {
         crate::telemetry::init(function);
         let mut config = Config::from_env(needs).unwrap_or_else(|e| fail(&e.to_string()));
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        crate::outbound::seed_randomness();
+        let http = crate::outbound::http_client(config.http_timeout);
+        let loaded = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::aws::http::http_client(&http))
+            .load()
+            .await;
+        let aws = crate::aws::sdk_config(&loaded, config.http_timeout, &http);
         if needs.client_secret && config.client_secret.is_none() {
             let Some(arn) = config.client_secret_arn.clone() else {
                 fail(
@@ -40,14 +47,15 @@ impl Boot {
             let secret = crate::aws::secrets::read_client_secret(&aws, &arn).await;
             config.client_secret = Some(secret.unwrap_or_else(|e| fail(&e)));
         }
-        Boot::new(config, &aws)
+        Boot { config, aws, http }
     }
 
     /// Without touching the network, so tests can point it at local emulators.
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Boot {
+        let http = crate::outbound::http_client(config.http_timeout);
         Boot {
-            http: crate::outbound::http_client(config.http_timeout),
-            aws: crate::aws::sdk_config(aws, config.http_timeout),
+            aws: crate::aws::sdk_config(aws, config.http_timeout, &http),
+            http,
             config,
         }
     }

@@ -116,6 +116,13 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(random_u64() % (cap_ms + 1))
 }
 
+/// Draws from the process's CSPRNG once, during the cold start: aws-lc sets up its
+/// per-process and per-thread generators at their first use, which would
+/// otherwise fall on the first request (its first TLS handshake or random id).
+pub fn seed_randomness() {
+    let _ = random_u64();
+}
+
 pub fn random_u64() -> u64 {
     let mut random = [0u8; 8];
     aws_lc_rs::rand::fill(&mut random).expect("system randomness is available");

@@ -60,7 +60,9 @@ fn spawn_moto() -> String {
 }
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let http = shared::outbound::http_client(Duration::from_secs(10));
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared::aws::http::http_client(&http))
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -5,6 +5,7 @@
 
 pub mod dynamo;
 pub mod eventbridge;
+pub mod http;
 pub mod item;
 pub mod kms;
 pub mod secrets;
@@ -20,15 +21,16 @@ pub use dynamo::DynamoGrants;
 pub use eventbridge::EventBridgeSink;
 pub use kms::KmsSealer;
 
-/// Bounded retries and timeouts for every AWS client, matching the Google side.
-pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration) -> aws_config::SdkConfig {
+/// Bounded retries and timeouts for every AWS client, matching the Google side, and
+/// the HTTP client they share with it (`http`).
+pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration, http: &reqwest::Client) -> aws_config::SdkConfig {
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
     base.to_builder()
+        .http_client(self::http::http_client(http))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(Duration::from_secs(3))
                 .operation_timeout(timeout)
                 .build(),

@@ -8,11 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use data_encoding::BASE64URL_NOPAD;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Deserializer};
 
 use super::jwks::{JwksCache, JwksError};
+use super::jws::{Audience, required, verified_claims};
 use crate::grant::Profile;
 use crate::ports::IdTokens;
 use crate::types::IdToken;
@@ -78,6 +77,12 @@ struct Header {
 
 #[derive(Deserialize)]
 struct Claims {
+    iss: Option<String>,
+    aud: Option<Audience>,
+    azp: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
     sub: Option<String>,
     email: Option<String>,
     #[serde(default, deserialize_with = "bool_or_string")]
@@ -85,25 +90,6 @@ struct Claims {
     name: Option<String>,
     picture: Option<String>,
     hd: Option<String>,
-    exp: Option<i64>,
-    iat: Option<i64>,
-    #[serde(default)]
-    aud: Audience,
-    azp: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    Many(Vec<String>),
-    /// One audience (checked by `jsonwebtoken`) or none.
-    Other(serde::de::IgnoredAny),
-}
-
-impl Default for Audience {
-    fn default() -> Self {
-        Audience::Other(serde::de::IgnoredAny)
-    }
 }
 
 /// Google has sent `email_verified` both as a boolean and as "true".
@@ -123,23 +109,14 @@ fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 pub struct IdTokenVerifier {
     jwks: JwksCache,
-    validation: Validation,
     client_id: String,
     hosted_domains: Option<Vec<String>>,
 }
 
 impl IdTokenVerifier {
     pub fn new(client_id: &str, jwks: JwksCache, hosted_domains: Option<Vec<String>>) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = CLOCK_SKEW_SECS;
-        validation.set_audience(&[client_id]);
-        validation.set_issuer(&GOOGLE_ISSUERS);
-        // jsonwebtoken checks iss/aud only when present unless they are required.
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.validate_nbf = true;
         Self {
             jwks,
-            validation,
             client_id: client_id.to_owned(),
             hosted_domains,
         }
@@ -151,26 +128,38 @@ impl IdTokenVerifier {
             JwksError::UnknownKid => Rejection::UnknownKid,
             JwksError::Unavailable(reason) => Rejection::KeysUnavailable(reason),
         })?;
-        let claims = jsonwebtoken::decode::<Claims>(token.as_str(), &key, &self.validation)
-            .map_err(|e| map_jwt_error(e.kind()))?
-            .claims;
+        let claims: Claims = verified_claims(token.as_str(), &key)?;
         self.check_claims(claims)
     }
 
     fn check_claims(&self, claims: Claims) -> Result<VerifiedIdentity, Rejection> {
         let now = unix_now();
-        let exp = claims.exp.ok_or_else(|| Rejection::MissingClaim("exp".into()))?;
-        let iat = claims.iat.ok_or_else(|| Rejection::MissingClaim("iat".into()))?;
-        if iat > now.saturating_add(CLOCK_SKEW_SECS as i64) {
+        let skew = CLOCK_SKEW_SECS as i64;
+        // The registered claims of RFC 7519, then Google's own rules.
+        let exp = required(claims.exp, "exp")?;
+        required(claims.sub.as_ref(), "sub")?;
+        let iss = required(claims.iss.as_deref(), "iss")?;
+        let aud = required(claims.aud.as_ref(), "aud")?;
+        if exp < now.saturating_sub(skew) {
+            return Err(Rejection::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+            return Err(Rejection::NotYetValid);
+        }
+        if !GOOGLE_ISSUERS.contains(&iss) {
+            return Err(Rejection::WrongIssuer);
+        }
+        if !aud.names(&self.client_id) {
+            return Err(Rejection::WrongAudience);
+        }
+        let iat = required(claims.iat, "iat")?;
+        if iat > now.saturating_add(skew) {
             return Err(Rejection::IssuedInFuture);
         }
         if exp.checked_sub(iat).is_none_or(|lifetime| lifetime > MAX_LIFETIME_SECS) {
             return Err(Rejection::LifetimeTooLong);
         }
-        if let Audience::Many(audiences) = &claims.aud
-            && audiences.len() > 1
-            && claims.azp.as_deref() != Some(self.client_id.as_str())
-        {
+        if aud.is_several() && claims.azp.as_deref() != Some(self.client_id.as_str()) {
             return Err(Rejection::WrongAuthorizedParty);
         }
         let sub = claims
@@ -222,19 +211,6 @@ pub(crate) fn signing_kid(token: &str) -> Result<String, Rejection> {
         None => return Err(Rejection::Malformed),
     }
     header.kid.filter(|k| !k.is_empty()).ok_or(Rejection::MissingKid)
-}
-
-pub(crate) fn map_jwt_error(kind: &ErrorKind) -> Rejection {
-    match kind {
-        ErrorKind::InvalidSignature => Rejection::BadSignature,
-        ErrorKind::ExpiredSignature => Rejection::Expired,
-        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
-        ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
-        ErrorKind::InvalidAudience => Rejection::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) => Rejection::MissingClaim(claim.clone()),
-        ErrorKind::InvalidAlgorithm => Rejection::UnsupportedAlgorithm("mismatch".into()),
-        _ => Rejection::Malformed,
-    }
 }
 
 pub fn unix_now() -> i64 {

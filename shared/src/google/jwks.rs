@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::DecodingKey;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm};
 use serde::Deserialize;
 
+use super::jws::{VerifyingKey, rs256_key};
 use crate::outbound::{self, Attempt, retry};
 
 /// Used when Google sends no usable `max-age`.
@@ -43,7 +42,7 @@ pub struct JwksCache {
 
 #[derive(Default)]
 struct State {
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: HashMap<String, Arc<VerifyingKey>>,
     fresh_until: Option<Instant>,
     /// The last fetch attempt, successful or not.
     attempted_at: Option<Instant>,
@@ -52,6 +51,29 @@ struct State {
 #[derive(Deserialize)]
 struct RawSet {
     keys: Vec<serde_json::Value>,
+}
+
+/// What a JWK must say to be an RS256 signing key; other members are ignored.
+#[derive(Deserialize)]
+struct RawKey {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    usage: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+impl RawKey {
+    /// The key under its kid, parsed once here rather than at every verification.
+    fn rs256(self) -> Option<(String, Arc<VerifyingKey>)> {
+        let signing = self.kty == "RSA"
+            && self.alg.as_deref().is_none_or(|alg| alg == "RS256")
+            && self.usage.as_deref().is_none_or(|usage| usage == "sig");
+        let kid = self.kid.filter(|kid| signing && !kid.is_empty())?;
+        Some((kid, Arc::new(rs256_key(self.n.as_deref()?, self.e.as_deref()?)?)))
+    }
 }
 
 impl JwksCache {
@@ -75,7 +97,7 @@ impl JwksCache {
         }
     }
 
-    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
+    pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, JwksError> {
         if let Some(key) = self.cached(kid, true) {
             return Ok(key);
         }
@@ -124,7 +146,7 @@ impl JwksCache {
         }
     }
 
-    fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<DecodingKey>> {
+    fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<VerifyingKey>> {
         let state = self.state.read().expect("JWKS lock");
         let fresh = state.fresh_until.is_some_and(|until| Instant::now() < until);
         (fresh || !fresh_only).then(|| state.keys.get(kid).cloned()).flatten()
@@ -138,7 +160,7 @@ impl JwksCache {
         &self,
         budget: Duration,
         with_retries: bool,
-    ) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
+    ) -> Result<(HashMap<String, Arc<VerifyingKey>>, Duration), String> {
         retry("JWKS", |_| async move {
             match self.fetch_once(budget).await {
                 Ok(set) => Attempt::Done(Ok(set)),
@@ -149,7 +171,7 @@ impl JwksCache {
         .await
     }
 
-    async fn fetch_once(&self, budget: Duration) -> Result<(HashMap<String, Arc<DecodingKey>>, Duration), String> {
+    async fn fetch_once(&self, budget: Duration) -> Result<(HashMap<String, Arc<VerifyingKey>>, Duration), String> {
         let response = outbound::send(&self.http, budget, self.http.get(&self.url))
             .await
             .map_err(|e| format!("JWKS request failed: {e}"))?;
@@ -165,12 +187,7 @@ impl JwksCache {
         let keys: HashMap<_, _> = set
             .keys
             .into_iter()
-            .filter_map(|raw| serde_json::from_value::<Jwk>(raw).ok())
-            .filter(|jwk| {
-                matches!(jwk.algorithm, AlgorithmParameters::RSA(_))
-                    && jwk.common.key_algorithm.is_none_or(|a| a == KeyAlgorithm::RS256)
-            })
-            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, Arc::new(DecodingKey::from_jwk(&jwk).ok()?))))
+            .filter_map(|raw| serde_json::from_value::<RawKey>(raw).ok()?.rs256())
             .collect();
         if keys.is_empty() {
             return Err("JWKS holds no usable RS256 key".into());

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod id_token;
 pub mod jwks;
+pub mod jws;
 pub mod oauth;
 mod revoke;
 pub mod risc;

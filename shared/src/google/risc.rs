@@ -4,12 +4,12 @@
 //! more events, each matched on its full event-type URI, about a subject: a Google
 //! account of Google's issuer, or (for `token-revoked`) one refresh token.
 
-use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::id_token::{CLOCK_SKEW_SECS, GOOGLE_ISSUERS, Rejection, map_jwt_error, signing_kid, unix_now};
+use super::id_token::{CLOCK_SKEW_SECS, GOOGLE_ISSUERS, Rejection, signing_kid, unix_now};
 use super::jwks::{JwksCache, JwksError};
+use super::jws::{Audience, VerifyingKey, required, verified_claims};
 use crate::grant::TokenIds;
 use crate::ports::TokenLookup;
 
@@ -99,6 +99,8 @@ pub struct SecurityEvent {
 
 #[derive(Deserialize)]
 struct SetClaims {
+    iss: Option<String>,
+    aud: Option<Audience>,
     jti: Option<String>,
     iat: Option<i64>,
     events: Option<Map<String, Value>>,
@@ -106,23 +108,31 @@ struct SetClaims {
 
 pub struct SecurityEventVerifier {
     jwks: JwksCache,
-    validation: Validation,
+    client_id: String,
     issuer: String,
 }
 
 impl SecurityEventVerifier {
     pub fn new(client_id: &str, issuer: &str, jwks: JwksCache) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = CLOCK_SKEW_SECS;
-        validation.validate_exp = false;
-        validation.set_audience(&[client_id]);
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["iss", "aud"]);
         Self {
             jwks,
-            validation,
+            client_id: client_id.to_owned(),
             issuer: issuer.to_owned(),
         }
+    }
+
+    /// The signature, `iss` (exactly the configured issuer) and `aud` (our client).
+    fn authenticated(&self, token: &str, key: &VerifyingKey) -> Result<SetClaims, Rejection> {
+        let claims: SetClaims = verified_claims(token, key)?;
+        let iss = required(claims.iss.as_deref(), "iss")?;
+        let aud = required(claims.aud.as_ref(), "aud")?;
+        if iss != self.issuer {
+            return Err(Rejection::WrongIssuer);
+        }
+        if !aud.names(&self.client_id) {
+            return Err(Rejection::WrongAudience);
+        }
+        Ok(claims)
     }
 
     pub async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
@@ -141,12 +151,10 @@ impl SecurityEventVerifier {
             JwksError::UnknownKid => RiscRejection::AuthenticationFailed("unknown kid".into()),
             JwksError::Unavailable(reason) => RiscRejection::KeysUnavailable(reason),
         })?;
-        let claims = jsonwebtoken::decode::<SetClaims>(token, &key, &self.validation)
-            .map_err(|e| match map_jwt_error(e.kind()) {
-                Rejection::Malformed => invalid("claims are not valid JSON"),
-                other => RiscRejection::AuthenticationFailed(other.to_string()),
-            })?
-            .claims;
+        let claims = self.authenticated(token, &key).map_err(|r| match r {
+            Rejection::Malformed => invalid("claims are not valid JSON"),
+            other => RiscRejection::AuthenticationFailed(other.to_string()),
+        })?;
         let iat = claims.iat.ok_or_else(|| invalid("iat missing"))?;
         let now = unix_now();
         if iat > now.saturating_add(CLOCK_SKEW_SECS as i64) || now.saturating_sub(iat) > MAX_AGE_SECS {
