@@ -47,6 +47,9 @@ import threading
 import time
 import uuid
 import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import devstack  # noqa: E402  (the table exactly as infra/dev creates it)
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -1042,17 +1045,6 @@ def publishing(records, bootstrap, env, upstreams, logs_dir, limit=2000):
 # -------------------------------------------------------------- setup
 
 
-def table_extras(props):
-    """The table's indexes and stream as template.yaml declares them (DynamoDB refuses
-    attribute definitions that no key or index uses)."""
-    extra = {}
-    if props.get("GlobalSecondaryIndexes"):
-        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    if props.get("StreamSpecification"):
-        extra["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-    return extra
-
-
 def create_resources(moto, root):
     """The table (with its indexes and stream), the KMS key and the event bus."""
     import boto3  # only for setup; from .venv
@@ -1074,7 +1066,7 @@ def create_resources(moto, root):
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
-        **table_extras(props),
+        **devstack.table_extras(props),
     )
     ttl = props["TimeToLiveSpecification"]
     ddb.update_time_to_live(
