@@ -48,11 +48,12 @@ import time
 import uuid
 import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import devstack  # noqa: E402  (the table exactly as infra/dev creates it)
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import devstack  # noqa: E402  (the table exactly as infra/dev creates it)
 
 # Display order.
 FUNCTIONS = ["exchange", "upgrade", "events", "account", "risc", "worker", "tokens", "publisher"]
