@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::aws::json_rpc::JsonRpc;
 use crate::aws::{DynamoGrants, EventBridgeSink, KmsSealer};
 use crate::config::{Config, Needs};
 use crate::google::{CalendarClient, IdTokenVerifier, JwksCache, OAuthClient, SecurityEventVerifier};
@@ -65,8 +66,10 @@ impl Boot {
     }
 
     pub fn grants(&self) -> Arc<DynamoGrants> {
+        let reads = JsonRpc::dynamodb(&self.aws, &self.http).unwrap_or_else(|e| fail(&e));
         Arc::new(DynamoGrants::new(
             aws_sdk_dynamodb::Client::new(&self.aws),
+            reads,
             self.config.tokens_table.clone(),
             self.config.client_id.clone(),
         ))
@@ -125,9 +128,7 @@ impl Boot {
     /// The team's bus, when `EVENT_BUS_NAME` is set (else outcomes are only logged).
     pub fn event_sink(&self) -> Option<Arc<EventBridgeSink>> {
         let bus = self.config.event_bus_name.clone()?;
-        Some(Arc::new(EventBridgeSink::new(
-            aws_sdk_eventbridge::Client::new(&self.aws),
-            bus,
-        )))
+        let rpc = JsonRpc::eventbridge(&self.aws, &self.http).unwrap_or_else(|e| fail(&e));
+        Some(Arc::new(EventBridgeSink::new(rpc, bus)))
     }
 }

@@ -83,8 +83,28 @@ pub enum Attempt<T, E> {
 }
 
 /// Runs `call` up to [`MAX_ATTEMPTS`] times with exponential backoff and full
-/// jitter, never sleeping past the invocation's deadline.
-pub async fn retry<T, E, F, Fut>(what: &'static str, mut call: F) -> Result<T, E>
+/// jitter, never sleeping past the invocation's deadline. Each attempt's latency
+/// is a `GoogleLatency` metric.
+pub async fn retry<T, E, F, Fut>(what: &'static str, call: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Attempt<T, E>>,
+{
+    retry_loop(what, true, call).await
+}
+
+/// [`retry`] without the latency metric (AWS calls: AWS publishes their latency).
+pub async fn retry_unmetered<T, E, F, Fut>(what: &'static str, call: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Attempt<T, E>>,
+{
+    retry_loop(what, false, call).await
+}
+
+async fn retry_loop<T, E, F, Fut>(what: &'static str, metered: bool, mut call: F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut(u32) -> Fut,
@@ -94,7 +114,9 @@ where
     loop {
         let started = Instant::now();
         let outcome = call(attempt).await;
-        crate::telemetry::latency(what, started.elapsed());
+        if metered {
+            crate::telemetry::latency(what, started.elapsed());
+        }
         let (error, wait) = match outcome {
             Attempt::Done(result) => return result,
             Attempt::Retry(error, wait) => (error, wait),

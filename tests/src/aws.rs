@@ -19,25 +19,20 @@ pub fn moto_endpoint() -> String {
     ENDPOINT
         .get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
             Ok(endpoint) if !endpoint.is_empty() => endpoint,
-            _ => spawn_moto(),
+            _ => spawn_moto(&[]),
         })
         .clone()
 }
 
-fn spawn_moto() -> String {
+/// A moto server of its own with `env` set, stopped when this test process ends.
+pub fn spawn_moto(env: &[(&str, &str)]) -> String {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
     // moto with DynamoDB writes made atomic as in the real service (infra/lib/moto_atomic.py).
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv_python = root.join(".venv/bin/python");
-    let python = if venv_python.exists() {
-        venv_python.display().to_string()
-    } else {
-        "python3".to_owned()
-    };
-    let binary = format!("{python} {}", root.join("infra/lib/moto_atomic.py").display());
+    let binary = format!("{} {}", python(), root.join("infra/lib/moto_atomic.py").display());
     // The watcher loop stops moto when this test process exits, however it exits.
     let script = format!(
         "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
@@ -46,6 +41,7 @@ fn spawn_moto() -> String {
     let mut watcher = Command::new("sh")
         .arg("-c")
         .arg(script)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .spawn()
         .expect("start moto_server (run infra/test, or pip install 'moto[server]')");
@@ -57,6 +53,16 @@ fn spawn_moto() -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     format!("http://127.0.0.1:{port}")
+}
+
+/// The project's Python (`.venv`, where moto and boto3 are), else `python3`.
+pub fn python() -> String {
+    let venv_python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv_python.exists() {
+        venv_python.display().to_string()
+    } else {
+        "python3".to_owned()
+    }
 }
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {

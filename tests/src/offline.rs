@@ -134,10 +134,9 @@ impl Stack {
             .and_then(|l| l.local_addr())
             .expect("port");
         let down = crate::aws::sdk_config(&format!("http://{closed}")).await;
-        Arc::new(EventBridgeSink::new(
-            aws_sdk_eventbridge::Client::new(&down),
-            "bus".into(),
-        ))
+        let http = shared::outbound::http_client(Duration::from_secs(2));
+        let rpc = shared::aws::json_rpc::JsonRpc::eventbridge(&down, &http).expect("endpoint");
+        Arc::new(EventBridgeSink::new(rpc, "bus".into()))
     }
 
     /// A jobs queue with its dead-letter queue, as the template defines them.

@@ -110,7 +110,7 @@ fn changes(record: &StreamRecord) -> Result<Vec<Outgoing>, StoreError> {
             .get(DELETE_REASON)
             .and_then(|v| v["S"].as_str())
             .map(str::to_owned);
-        Ok(Some((item::decode(&item::from_stream_image(image)?)?, reason)))
+        Ok(Some((item::decode(&item::from_json(image)?)?, reason)))
     };
     let old = decode(&change.old_image)?;
     let new = decode(&change.new_image)?;

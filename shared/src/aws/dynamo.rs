@@ -2,6 +2,7 @@
 //! of a grant is conditional on the version that was read; `jti` records carry a
 //! TTL. Two KEYS_ONLY indexes find a grant by its refresh token's identifiers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::call;
-use super::item::{DELETE_REASON, decode, encode, grant_key};
+use super::item::{DELETE_REASON, Item, decode, encode, from_json, grant_key};
+use super::json_rpc::JsonRpc;
 use crate::grant::Grant;
 use crate::ports::{GrantStore, ReplayGuard, StoreError, TokenLookup};
 
@@ -19,19 +21,38 @@ const JTI_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const TOKEN_HASH_INDEX: &str = "refresh-token-hash";
 pub const TOKEN_PREFIX_INDEX: &str = "refresh-token-prefix";
 
+/// Writes and queries go through the SDK; the reads on every warm path go through
+/// `reads` (`json_rpc`).
 #[derive(Clone)]
 pub struct DynamoGrants {
     dynamodb: aws_sdk_dynamodb::Client,
+    reads: Arc<JsonRpc>,
     table: String,
     client_id: String,
 }
 
 impl DynamoGrants {
-    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: String, client_id: String) -> Self {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, reads: JsonRpc, table: String, client_id: String) -> Self {
         Self {
             dynamodb,
+            reads: Arc::new(reads),
             table,
             client_id,
+        }
+    }
+
+    /// A strongly consistent `GetItem` of the item with primary key `pk`.
+    async fn get(&self, pk: &str) -> Result<Option<Item>, StoreError> {
+        let request = serde_json::json!({
+            "TableName": self.table,
+            "Key": {"pk": {"S": pk}},
+            "ConsistentRead": true,
+        });
+        let answer = self.reads.call("GetItem", request.to_string().into_bytes()).await?;
+        match answer.get("Item") {
+            None => Ok(None),
+            Some(serde_json::Value::Object(item)) => from_json(item).map(Some),
+            Some(_) => Err(StoreError::Corrupt("GetItem answer".into())),
         }
     }
 
@@ -39,8 +60,8 @@ impl DynamoGrants {
         AttributeValue::S(grant_key(&self.client_id, sub))
     }
 
-    fn jti_key(&self, jti: &str) -> AttributeValue {
-        AttributeValue::S(format!("risc-jti#{}#{jti}", self.client_id))
+    fn jti_key(&self, jti: &str) -> String {
+        format!("risc-jti#{}#{jti}", self.client_id)
     }
 
     async fn delete_at(&self, sub: &str, version: u64) -> Result<(), StoreError> {
@@ -58,14 +79,8 @@ impl DynamoGrants {
 #[async_trait]
 impl GrantStore for DynamoGrants {
     async fn load(&self, sub: &str) -> Result<Option<Grant>, StoreError> {
-        let request = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", self.key(sub))
-            .consistent_read(true);
-        let out = call("DynamoDB", request.send()).await?;
-        out.item.map(|item| decode(&item)).transpose()
+        let item = self.get(&grant_key(&self.client_id, sub)).await?;
+        item.map(|item| decode(&item)).transpose()
     }
 
     async fn save(&self, grant: &Grant, expected: Option<u64>) -> Result<(), StoreError> {
@@ -131,13 +146,7 @@ impl GrantStore for DynamoGrants {
 #[async_trait]
 impl ReplayGuard for DynamoGrants {
     async fn seen(&self, jti: &str) -> Result<bool, StoreError> {
-        let request = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", self.jti_key(jti))
-            .consistent_read(true);
-        Ok(call("DynamoDB", request.send()).await?.item.is_some())
+        Ok(self.get(&self.jti_key(jti)).await?.is_some())
     }
 
     async fn record(&self, jti: &str) -> Result<(), StoreError> {
@@ -146,7 +155,7 @@ impl ReplayGuard for DynamoGrants {
             .dynamodb
             .put_item()
             .table_name(&self.table)
-            .item("pk", self.jti_key(jti))
+            .item("pk", AttributeValue::S(self.jti_key(jti)))
             .item("expires_at", AttributeValue::N(expires.to_string()));
         call("DynamoDB", request.send()).await.map(|_| ())
     }

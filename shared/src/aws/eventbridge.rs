@@ -1,12 +1,13 @@
 //! Lifecycle and job events onto the team's EventBridge bus (`EVENT_BUS_NAME`),
-//! `Source: google-offline-access`. PutEvents reports failures per entry; any
-//! failed entry fails the whole call, so the caller sends again (consumers
-//! deduplicate on `detail.event_id`).
+//! `Source: google-offline-access`, through `json_rpc` (one `PutEvents` per job
+//! and per stream record). PutEvents reports failures per entry; any failed entry
+//! fails the whole call, so the caller sends again (consumers deduplicate on
+//! `detail.event_id`).
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use serde_json::{Value, json};
 
-use super::call;
+use super::json_rpc::JsonRpc;
 use crate::cases::lifecycle::SOURCE;
 use crate::ports::{EventSink, Outgoing, StoreError};
 
@@ -14,13 +15,13 @@ use crate::ports::{EventSink, Outgoing, StoreError};
 const MAX_ENTRIES: usize = 10;
 
 pub struct EventBridgeSink {
-    client: aws_sdk_eventbridge::Client,
+    rpc: JsonRpc,
     bus: String,
 }
 
 impl EventBridgeSink {
-    pub fn new(client: aws_sdk_eventbridge::Client, bus: String) -> Self {
-        Self { client, bus }
+    pub fn new(rpc: JsonRpc, bus: String) -> Self {
+        Self { rpc, bus }
     }
 }
 
@@ -28,26 +29,24 @@ impl EventBridgeSink {
 impl EventSink for EventBridgeSink {
     async fn publish(&self, events: &[Outgoing]) -> Result<(), StoreError> {
         for chunk in events.chunks(MAX_ENTRIES) {
-            let entries = chunk
+            let entries: Vec<Value> = chunk
                 .iter()
                 .map(|event| {
-                    PutEventsRequestEntry::builder()
-                        .event_bus_name(&self.bus)
-                        .source(SOURCE)
-                        .detail_type(event.detail_type)
-                        .detail(event.detail.to_string())
-                        .build()
+                    json!({
+                        "EventBusName": self.bus,
+                        "Source": SOURCE,
+                        "DetailType": event.detail_type,
+                        "Detail": event.detail.to_string(),
+                    })
                 })
                 .collect();
-            let out = call(
-                "EventBridge",
-                self.client.put_events().set_entries(Some(entries)).send(),
-            )
-            .await?;
-            if out.failed_entry_count > 0 {
+            let request = json!({ "Entries": entries }).to_string().into_bytes();
+            let answer = self.rpc.call("PutEvents", request).await?;
+            let failed = answer.get("FailedEntryCount").and_then(Value::as_u64).unwrap_or(0);
+            if failed > 0 {
                 return Err(StoreError::Unavailable {
                     service: "EventBridge",
-                    reason: format!("{} of {} entries failed", out.failed_entry_count, chunk.len()),
+                    reason: format!("{failed} of {} entries failed", chunk.len()),
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! The DynamoDB item of a grant (one per Google account per client): the profile,
 //! `granted_scopes` (string set), the refresh-token ciphertext (binary) and its
 //! non-reversible identifiers, `status` (+ `status_reason`), `version`, timestamps.
-//! Also decodes the images of the table's stream (same attributes, JSON form).
+//! Also decodes the JSON form of an item (`GetItem` answers, the stream's images).
 
 use std::collections::HashMap;
 
@@ -117,8 +117,9 @@ pub fn decode(item: &Item) -> Result<Grant, StoreError> {
     })
 }
 
-/// A stream image (`{"pk": {"S": "..."}, ...}`) as an SDK item.
-pub fn from_stream_image(image: &serde_json::Map<String, Value>) -> Result<Item, StoreError> {
+/// An item in DynamoDB's JSON form (`{"pk": {"S": "..."}, ...}`: a `GetItem`
+/// answer, a stream image) as an SDK item.
+pub fn from_json(image: &serde_json::Map<String, Value>) -> Result<Item, StoreError> {
     image
         .iter()
         .map(|(name, value)| Ok((name.clone(), attribute(value)?)))
@@ -126,7 +127,7 @@ pub fn from_stream_image(image: &serde_json::Map<String, Value>) -> Result<Item,
 }
 
 fn attribute(value: &Value) -> Result<AttributeValue, StoreError> {
-    let bad = || StoreError::Corrupt("stream image attribute".into());
+    let bad = || StoreError::Corrupt("item attribute".into());
     let (kind, inner) = value.as_object().and_then(|o| o.iter().next()).ok_or_else(bad)?;
     let text = || inner.as_str().map(str::to_owned).ok_or_else(bad);
     Ok(match kind.as_str() {
@@ -184,7 +185,7 @@ mod tests {
             "refresh_token_ct": {"B": "AAEC/w=="}, "refresh_token_hash": {"S": "h"},
             "refresh_token_prefix_hash": {"S": "p"}
         });
-        let decoded = decode(&from_stream_image(image.as_object().unwrap()).unwrap()).unwrap();
+        let decoded = decode(&from_json(image.as_object().unwrap()).unwrap()).unwrap();
         assert_eq!(
             decoded.refresh_token.unwrap().ciphertext,
             Ciphertext(vec![0, 1, 2, 255])

@@ -7,6 +7,7 @@ pub mod dynamo;
 pub mod eventbridge;
 pub mod http;
 pub mod item;
+pub mod json_rpc;
 pub mod kms;
 pub mod secrets;
 
@@ -21,6 +22,9 @@ pub use dynamo::DynamoGrants;
 pub use eventbridge::EventBridgeSink;
 pub use kms::KmsSealer;
 
+/// No single attempt of an AWS call waits longer than this.
+pub(crate) const STORE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Bounded retries and timeouts for every AWS client, matching the Google side, and
 /// the HTTP client they share with it (`http`).
 pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration, http: &reqwest::Client) -> aws_config::SdkConfig {
@@ -31,7 +35,7 @@ pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration, http: &reqwes
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(STORE_ATTEMPT_TIMEOUT)
                 .operation_timeout(timeout)
                 .build(),
         )
@@ -53,6 +57,22 @@ pub(crate) async fn call<T, E: ProvideErrorMetadata, R>(
     }
 }
 
+/// The error codes that mean "throttled or briefly down, retry later".
+pub(crate) fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "InternalException"
+            | "ServiceUnavailable"
+            | "KMSInternalException"
+            | "DependencyTimeoutException"
+            | "KeyUnavailableException"
+    )
+}
+
 /// Conditional-check failures are conflicts; transport failures, timeouts and
 /// throttling mean "unavailable, retry later" (the SDK already retried); everything
 /// else is an internal error.
@@ -70,20 +90,7 @@ fn classify<E: ProvideErrorMetadata, R>(service: &'static str, err: SdkError<E, 
     };
     let unavailable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(_) => matches!(
-            code,
-            Some(
-                "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "InternalException"
-                    | "ServiceUnavailable"
-                    | "KMSInternalException"
-                    | "DependencyTimeoutException"
-                    | "KeyUnavailableException"
-            )
-        ),
+        SdkError::ServiceError(_) => code.is_some_and(is_transient_code),
         _ => false,
     };
     if unavailable {

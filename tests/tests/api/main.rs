@@ -10,6 +10,7 @@ mod hygiene;
 mod openapi;
 mod publisher;
 mod risc;
+mod signing;
 mod template;
 mod tokens;
 mod upgrade;
