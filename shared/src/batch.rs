@@ -68,18 +68,24 @@ pub enum Disposition {
     Retry,
 }
 
-/// Handles every message concurrently; the ones that ask for a retry are reported.
-pub async fn each_message<F, Fut>(event: SqsEvent, handle: F) -> BatchResponse
+/// Handles every message concurrently, then `settle` decides, for all of them at
+/// once and in order, which are done (so a batch's outcomes can leave in one call);
+/// the ones to retry are reported.
+pub async fn each_message<T, F, Fut, S, SFut>(event: SqsEvent, handle: F, settle: S) -> BatchResponse
 where
     F: Fn(SqsMessage) -> Fut,
-    Fut: Future<Output = Disposition>,
+    Fut: Future<Output = T>,
+    S: FnOnce(Vec<T>) -> SFut,
+    SFut: Future<Output = Vec<Disposition>>,
 {
     let ids: Vec<String> = event.records.iter().map(|m| m.message_id.clone()).collect();
-    let outcomes = futures_util::future::join_all(event.records.into_iter().map(handle)).await;
+    let handled = futures_util::future::join_all(event.records.into_iter().map(handle)).await;
+    let dispositions = settle(handled).await;
+    debug_assert_eq!(dispositions.len(), ids.len());
     BatchResponse {
         failures: ids
             .into_iter()
-            .zip(outcomes)
+            .zip(dispositions.into_iter().chain(std::iter::repeat(Disposition::Retry)))
             .filter(|(_, d)| *d == Disposition::Retry)
             .map(|(id, _)| ItemFailure { id })
             .collect(),
@@ -96,13 +102,22 @@ mod tests {
             {"messageId": "a", "body": "ok"}, {"messageId": "b", "body": "again"}, {"messageId": "c", "body": "ok"}
         ]}))
         .unwrap();
-        let response = each_message(event, |m| async move {
-            if m.body == "again" {
-                Disposition::Retry
-            } else {
-                Disposition::Consumed
-            }
-        })
+        let response = each_message(
+            event,
+            |m| async move { m.body },
+            |bodies| async move {
+                bodies
+                    .iter()
+                    .map(|body| {
+                        if body == "again" {
+                            Disposition::Retry
+                        } else {
+                            Disposition::Consumed
+                        }
+                    })
+                    .collect()
+            },
+        )
         .await;
         assert_eq!(
             serde_json::to_value(&response).unwrap(),

@@ -99,4 +99,14 @@ pub struct Outgoing {
 pub trait EventSink: Send + Sync {
     /// All or nothing from the caller's view: an error means "send again".
     async fn publish(&self, events: &[Outgoing]) -> Result<(), StoreError>;
+
+    /// One result per event, in order: for a batch of independent outcomes, where
+    /// one event that could not be sent must not hold back the others. All or
+    /// nothing unless the sink can tell them apart.
+    async fn publish_each(&self, events: &[Outgoing]) -> Vec<Result<(), StoreError>> {
+        match self.publish(events).await {
+            Ok(()) => events.iter().map(|_| Ok(())).collect(),
+            Err(err) => events.iter().map(|_| Err(err.clone())).collect(),
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! created (consumed, `CalendarEventCreated`), a permanent failure (consumed,
 //! `CalendarEventFailed`) or a transient failure (reported in `batchItemFailures`,
 //! so SQS redelivers it and, after `maxReceiveCount`, moves it to the dead-letter
-//! queue). The outcome event is sent before the message is consumed; a failed send
-//! makes the message transient.
+//! queue). The outcome events of a batch leave in one `PutEvents` before their
+//! messages are consumed; a message whose event could not be sent is transient.
 
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ impl Worker {
     /// An SQS batch in, `{"batchItemFailures": [...]}` out.
     pub async fn handle(&self, event: Value) -> Value {
         let response = match serde_json::from_value::<SqsEvent>(event) {
-            Ok(event) => batch::each_message(event, |message| self.one(message)).await,
+            Ok(event) => batch::each_message(event, |message| self.one(message), |all| self.settle(all)).await,
             Err(err) => {
                 tracing::error!(error = %err, "not an SQS event");
                 Default::default()
@@ -66,7 +66,7 @@ impl Worker {
         serde_json::to_value(response).unwrap_or_else(|_| json!({"batchItemFailures": []}))
     }
 
-    async fn one(&self, message: SqsMessage) -> Disposition {
+    async fn one(&self, message: SqsMessage) -> Handled {
         let (outcome, calendar) = match read_job(&message.body) {
             Err(unreadable) => {
                 let event = job_failed(
@@ -102,7 +102,7 @@ impl Worker {
             Ok(event) => event,
             Err((err, _)) if err.is_transient() => {
                 tracing::warn!(message_id = %message.message_id, code = err.code(), error = %err, "job failed; it will be retried");
-                return Disposition::Retry;
+                return Handled::Retry;
             }
             Err((err, event)) => {
                 tracing::info!(message_id = %message.message_id, code = err.code(), "job failed for good");
@@ -117,28 +117,73 @@ impl Worker {
             },
             1.0,
         );
-        self.report(&message.message_id, &calendar, event).await
-    }
-
-    /// Sends the outcome event; the message is consumed only once it is sent.
-    async fn report(&self, message_id: &str, calendar: &str, event: Outgoing) -> Disposition {
         tracing::info!(
-            message_id,
+            message_id = %message.message_id,
             calendar,
             outcome = event.detail_type,
             job_id = event.detail["job_id"].as_str().unwrap_or_default(),
             sub = event.detail["sub"].as_str().unwrap_or_default(),
             "job done"
         );
+        Handled::Report {
+            message_id: message.message_id,
+            event,
+        }
+    }
+
+    /// Sends the batch's outcome events in one go; a message is consumed only once
+    /// its own event is sent.
+    async fn settle(&self, handled: Vec<Handled>) -> Vec<Disposition> {
         let Some(sink) = &self.sink else {
-            return Disposition::Consumed;
+            return handled.iter().map(Handled::disposition_unsent).collect();
         };
-        match sink.publish(std::slice::from_ref(&event)).await {
-            Ok(()) => Disposition::Consumed,
-            Err(err) => {
-                tracing::warn!(message_id, error = %err, "outcome event not sent; the job will be retried");
-                Disposition::Retry
+        let mut reported = Vec::with_capacity(handled.len());
+        let mut events = Vec::with_capacity(handled.len());
+        for one in handled {
+            match one {
+                Handled::Retry => reported.push(None),
+                Handled::Report { message_id, event } => {
+                    reported.push(Some(message_id));
+                    events.push(event);
+                }
             }
+        }
+        let mut sent = if events.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            sink.publish_each(&events).await.into_iter()
+        };
+        reported
+            .into_iter()
+            .map(|message_id| {
+                let Some(message_id) = message_id else {
+                    return Disposition::Retry;
+                };
+                match sent.next() {
+                    Some(Ok(())) => Disposition::Consumed,
+                    Some(Err(err)) => {
+                        tracing::warn!(message_id, error = %err, "outcome event not sent; the job will be retried");
+                        Disposition::Retry
+                    }
+                    None => Disposition::Retry,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One message, handled: to retry, or done once its outcome event is sent.
+enum Handled {
+    Retry,
+    Report { message_id: String, event: Outgoing },
+}
+
+impl Handled {
+    /// Without a bus, outcomes are only logged: a reported message is done.
+    fn disposition_unsent(&self) -> Disposition {
+        match self {
+            Handled::Retry => Disposition::Retry,
+            Handled::Report { .. } => Disposition::Consumed,
         }
     }
 }
@@ -198,5 +243,90 @@ fn optional<T>(job: &Map<String, Value>, name: &str, parse: impl Fn(&str) -> Opt
         None | Some(Value::Null) => Some(default),
         Some(Value::String(raw)) => parse(raw),
         Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::Secret;
+    use shared::cases::SignIn;
+    use shared::memory::{FakeGoogle, MemoryGrants, MemorySealer, MemorySink};
+    use shared::types::CALENDAR_EVENTS_SCOPE;
+
+    /// A worker over the in-memory ports, with `sub` connected with Calendar.
+    async fn worker(sub: &str) -> (Worker, Arc<MemorySink>) {
+        let grants = Arc::new(MemoryGrants::default());
+        let sealer = Arc::new(MemorySealer::default());
+        let google = Arc::new(FakeGoogle::default());
+        google.code("c1", sub, &["openid", CALENDAR_EVENTS_SCOPE], Some("1//rt"));
+        let sign_in = SignIn::new(google.clone(), google.clone(), sealer.clone(), grants.clone());
+        sign_in.exchange(&Secret::new("c1"), "postmessage").await.unwrap();
+        let access = Arc::new(AccessTokens::new(grants, sealer, google.clone()));
+        let sink = Arc::new(MemorySink::default());
+        let worker = Worker::with(
+            CalendarEvents::new(access, google),
+            Some(sink.clone() as Arc<dyn EventSink>),
+        );
+        (worker, sink)
+    }
+
+    fn batch(jobs: &[(&str, &str)]) -> Value {
+        let records: Vec<Value> = jobs
+            .iter()
+            .map(|(message_id, body)| json!({"messageId": message_id, "body": body}))
+            .collect();
+        json!({ "Records": records })
+    }
+
+    fn job(job_id: &str, sub: &str) -> String {
+        json!({"job_id": job_id, "sub": sub,
+               "event": {"start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_batch_sends_its_outcomes_in_one_call() {
+        let (worker, sink) = worker("u1").await;
+        let (a, b) = (job("a", "u1"), job("b", "u1"));
+        let answer = worker
+            .handle(batch(&[("m1", &a), ("m2", "not json"), ("m3", &b)]))
+            .await;
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        assert_eq!(*sink.calls.lock().unwrap(), 1);
+        let sent: Vec<&str> = sink.sent.lock().unwrap().iter().map(|e| e.detail_type).collect();
+        assert_eq!(
+            sent,
+            ["CalendarEventCreated", "CalendarEventFailed", "CalendarEventCreated"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outcome_the_bus_refuses_makes_only_its_message_transient() {
+        let (worker, sink) = worker("u1").await;
+        sink.refused_jobs.lock().unwrap().push("b".into());
+        let (a, b, c) = (job("a", "u1"), job("b", "u1"), job("c", "u1"));
+        let answer = worker.handle(batch(&[("m1", &a), ("m2", &b), ("m3", &c)])).await;
+        assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}));
+        let sent: Vec<String> = sink
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.detail["job_id"].to_string())
+            .collect();
+        assert_eq!(sent, ["\"a\"", "\"c\""]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_nothing_to_report_makes_no_call() {
+        let (worker, sink) = worker("u1").await;
+        *sink.unavailable.lock().unwrap() = true;
+        let answer = worker.handle(batch(&[("m1", &job("a", "u1"))])).await;
+        assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "m1"}]}));
+        assert_eq!(*sink.calls.lock().unwrap(), 1, "the outcome was offered once");
+        let answer = worker.handle(json!({"Records": []})).await;
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        assert_eq!(*sink.calls.lock().unwrap(), 1, "an empty batch sends nothing");
     }
 }

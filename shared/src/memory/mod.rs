@@ -161,15 +161,32 @@ impl ReplayGuard for MemoryReplay {
 pub struct MemorySink {
     pub sent: Mutex<Vec<Outgoing>>,
     pub unavailable: Mutex<bool>,
+    /// Entries refused one by one (as PutEvents can): outcomes of these `job_id`s.
+    pub refused_jobs: Mutex<Vec<String>>,
+    /// How many calls reached the sink.
+    pub calls: Mutex<usize>,
 }
 
 #[async_trait]
 impl EventSink for MemorySink {
     async fn publish(&self, events: &[Outgoing]) -> Result<(), StoreError> {
-        if *self.unavailable.lock().unwrap() {
-            return Err(down());
-        }
-        self.sent.lock().unwrap().extend_from_slice(events);
-        Ok(())
+        self.publish_each(events).await.into_iter().collect()
+    }
+
+    async fn publish_each(&self, events: &[Outgoing]) -> Vec<Result<(), StoreError>> {
+        *self.calls.lock().unwrap() += 1;
+        let down_now = *self.unavailable.lock().unwrap();
+        let refused = self.refused_jobs.lock().unwrap().clone();
+        events
+            .iter()
+            .map(|event| {
+                let job = event.detail["job_id"].as_str().unwrap_or_default();
+                if down_now || refused.iter().any(|r| r == job) {
+                    return Err(down());
+                }
+                self.sent.lock().unwrap().push(event.clone());
+                Ok(())
+            })
+            .collect()
     }
 }
