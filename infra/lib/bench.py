@@ -89,6 +89,8 @@ USD_PER_MILLION_REQUESTS = 0.20
 # worker: one batch of this many jobs, one per user, with every Calendar insert
 # delayed this long; run one after the other they would take >= jobs x delay.
 BATCH_JOBS = 10
+# Full batches per worker container for the CPU per job in a batch.
+BATCH_ROUNDS = 40
 BATCH_INSERT_DELAY_MS = 200
 
 DDB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
@@ -882,8 +884,22 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
             upstreams.capture()
             response, _ = states[-1]["container"].invoke(event)
             replay.update(calls=upstreams.captured(), response=json.dumps(response).encode())
+        if function == "worker":
+            # CPU per job in full batches (as the event source mapping delivers them
+            # under load), the builds taking turns; then one slow batch each to show
+            # the jobs of a batch run concurrently.
+            for k in range(BATCH_ROUNDS):
+                for st in states if k % 2 == 0 else list(reversed(states)):
+                    event, check = flows.batch(counter.take() * 1000)
+                    cpu0 = st["container"].cpu_ms()
+                    st["container"].checked(event, check, "batch")
+                    st["batch_cpu"] = st.get("batch_cpu", 0.0) + st["container"].cpu_ms() - cpu0
         for st in states:
-            st["batch"] = worker_batch(st["container"], flows, upstreams, counter) if function == "worker" else None
+            st["batch"] = None
+            if function == "worker":
+                st["batch"] = worker_batch(st["container"], flows, upstreams, counter)
+                st["batch"]["cpu_ms_per_job"] = round(st["batch_cpu"] / (BATCH_ROUNDS * BATCH_JOBS), 3)
+                st["batch"]["cpu_batches"] = BATCH_ROUNDS
     finally:
         for st in states:
             st["container"].stop()
@@ -937,9 +953,7 @@ def worker_batch(container, flows, upstreams, counter):
         {"endpoint": "calendar_insert", "kind": "latency", "latency_ms": BATCH_INSERT_DELAY_MS, "count": BATCH_JOBS},
     )
     before = upstreams.snapshot()
-    cpu0 = container.cpu_ms()
     latency = container.checked(event, check, "batch")
-    cpu = container.cpu_ms() - cpu0
     calls = call_delta(before, upstreams.snapshot())
     jobs = len(event["Records"])
     users = len({json.loads(r["body"])["sub"] for r in event["Records"]})
@@ -950,7 +964,6 @@ def worker_batch(container, flows, upstreams, counter):
         "latency_ms": round(latency, 1),
         "sequential_floor_ms": jobs * BATCH_INSERT_DELAY_MS,
         "concurrent": latency < 2 * BATCH_INSERT_DELAY_MS,
-        "cpu_ms_per_job": round(cpu / jobs, 3),
         "google_calls": calls["google"],
         "calendar_inserts": calls["google_by_endpoint"].get("calendar_insert", 0),
     }
@@ -1393,7 +1406,8 @@ def targets(results):
             (
                 "worker: own CPU per job <= 0.3 ms warm",
                 w["cpu_ms_per_invocation"] <= 0.3,
-                f"{w['cpu_ms_per_invocation']} ms{floor_note(w)}",
+                f"{w['cpu_ms_per_invocation']} ms in batches of one job{floor_note(w)}"
+                + (f"; {w['batch']['cpu_ms_per_job']} ms per job in full batches of {w['batch']['jobs']}" if w.get("batch") else ""),
             )
         )
         c = w["steady_calls_per_invocation"]["google"]
@@ -1407,7 +1421,7 @@ def targets(results):
                     f"worker: a batch of {b['jobs']} jobs for {b['users']} users processed concurrently",
                     b["concurrent"] and b["users"] == b["jobs"] and b["calendar_inserts"] == b["jobs"],
                     f"{b['latency_ms']} ms with every insert delayed {b['insert_delay_ms']} ms "
-                    f"(one after the other: >= {b['sequential_floor_ms']} ms); {b['cpu_ms_per_job']} ms CPU per job",
+                    f"(one after the other: >= {b['sequential_floor_ms']} ms)",
                 )
             )
     tk = fns.get("tokens")
@@ -1513,7 +1527,8 @@ def write_markdown(path, results, checks):
         lines += [
             f"`worker` batch: {wk['jobs']} jobs for {wk['users']} users with every Calendar insert delayed"
             f" {wk['insert_delay_ms']} ms took {wk['latency_ms']} ms (one after the other they would take at least"
-            f" {wk['sequential_floor_ms']} ms); {wk['cpu_ms_per_job']} ms own CPU per job.",
+            f" {wk['sequential_floor_ms']} ms). In full batches of {wk['jobs']} (mean over {wk['cpu_batches']}),"
+            f" {wk['cpu_ms_per_job']} ms own CPU per job.",
             "",
         ]
     crit = results.get("criterion")
