@@ -165,7 +165,7 @@ impl JsonRpc {
         if status.is_success() {
             return match json {
                 Some(value) => Attempt::Done(Ok(value)),
-                None => Attempt::Retry(Failure::Service("unreadable answer".into()), None),
+                None => Attempt::Retry(Failure::Unreadable, None),
             };
         }
         let code = json
@@ -173,13 +173,16 @@ impl JsonRpc {
             .and_then(|v| v.get("__type"))
             .and_then(Value::as_str)
             .or(header_code.as_deref())
-            .map(error_code)
-            .unwrap_or("unknown service error")
-            .to_owned();
-        if status.is_server_error() || is_transient_code(&code) {
-            Attempt::Retry(Failure::Service(code), None)
+            .map(|raw| error_code(raw).to_owned())
+            .unwrap_or_else(|| format!("HTTP {} without an error code", status.as_u16()));
+        let failure = Failure::Service {
+            code,
+            server_error: status.is_server_error(),
+        };
+        if failure.is_transient() {
+            Attempt::Retry(failure, None)
         } else {
-            Attempt::Done(Err(Failure::Service(code)))
+            Attempt::Done(Err(failure))
         }
     }
 
@@ -280,7 +283,13 @@ fn error_code(raw: &str) -> &str {
 /// Why an attempt failed, before it becomes a `StoreError`.
 enum Failure {
     Transport(Transport),
-    Service(String),
+    /// An error answer: its code, and whether the status was a 5xx.
+    Service {
+        code: String,
+        server_error: bool,
+    },
+    /// A success status with a body that is not JSON.
+    Unreadable,
     Signing,
     NoCredentials,
 }
@@ -289,7 +298,8 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Transport(t) => t.fmt(f),
-            Failure::Service(code) => f.write_str(code),
+            Failure::Service { code, .. } => f.write_str(code),
+            Failure::Unreadable => f.write_str("unreadable answer"),
             Failure::Signing => f.write_str("request could not be signed"),
             Failure::NoCredentials => f.write_str("no AWS credentials"),
         }
@@ -297,16 +307,22 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
-    fn into_store_error(self, service: &'static str) -> StoreError {
+    /// Worth another attempt, and "unavailable, retry later" once attempts run out.
+    fn is_transient(&self) -> bool {
         match self {
-            Failure::Service(code) if code == "ConditionalCheckFailedException" => StoreError::Conflict,
-            Failure::Transport(_) => StoreError::Unavailable {
+            Failure::Transport(_) | Failure::Unreadable => true,
+            Failure::Service { code, server_error } => *server_error || is_transient_code(code),
+            Failure::Signing | Failure::NoCredentials => false,
+        }
+    }
+
+    fn into_store_error(self, service: &'static str) -> StoreError {
+        match &self {
+            Failure::Service { code, .. } if code == "ConditionalCheckFailedException" => StoreError::Conflict,
+            failure if failure.is_transient() => StoreError::Unavailable {
                 service,
                 reason: self.to_string(),
             },
-            Failure::Service(code) if is_transient_code(&code) || code == "unreadable answer" => {
-                StoreError::Unavailable { service, reason: code }
-            }
             // Credentials come from the execution role: without them nothing works
             // until the environment is replaced, like any other internal error.
             other => StoreError::Other(format!("{service}: {other}")),
@@ -348,18 +364,22 @@ mod tests {
 
     #[test]
     fn failures_map_to_store_errors() {
+        let service = |code: &str, server_error| Failure::Service {
+            code: code.into(),
+            server_error,
+        };
         let unavailable = |f: Failure| matches!(f.into_store_error("DynamoDB"), StoreError::Unavailable { .. });
         assert!(unavailable(Failure::Transport(Transport::Timeout)));
-        assert!(unavailable(Failure::Service(
-            "ProvisionedThroughputExceededException".into()
-        )));
-        assert!(unavailable(Failure::Service("ThrottlingException".into())));
+        assert!(unavailable(Failure::Unreadable));
+        assert!(unavailable(service("ProvisionedThroughputExceededException", false)));
+        assert!(unavailable(service("ThrottlingException", false)));
+        assert!(unavailable(service("HTTP 503 without an error code", true)));
         assert!(matches!(
-            Failure::Service("ConditionalCheckFailedException".into()).into_store_error("DynamoDB"),
+            service("ConditionalCheckFailedException", false).into_store_error("DynamoDB"),
             StoreError::Conflict
         ));
         assert!(matches!(
-            Failure::Service("ResourceNotFoundException".into()).into_store_error("DynamoDB"),
+            service("ResourceNotFoundException", false).into_store_error("DynamoDB"),
             StoreError::Other(_)
         ));
         assert!(matches!(
