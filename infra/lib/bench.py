@@ -966,6 +966,8 @@ def worker_batch(container, flows, upstreams, counter):
         "concurrent": latency < 2 * BATCH_INSERT_DELAY_MS,
         "google_calls": calls["google"],
         "calendar_inserts": calls["google_by_endpoint"].get("calendar_insert", 0),
+        "dynamodb_by_operation": calls["dynamodb_by_operation"],
+        "eventbridge_by_operation": calls["eventbridge_by_operation"],
     }
 
 

@@ -43,6 +43,17 @@ pub trait GrantStore: Send + Sync {
     async fn remove(&self, grant: &Grant, reason: &str) -> Result<(), StoreError>;
     /// The `sub` whose stored refresh token has this identifier.
     async fn find_by_token(&self, lookup: &TokenLookup) -> Result<Option<String>, StoreError>;
+
+    /// The grants of several users in as few calls as the store allows (for a batch
+    /// of jobs). Users without a grant are left out, and so may be users the store
+    /// did not get to: a caller loads those one by one. By default one `load` each.
+    async fn load_many(&self, subs: &[String]) -> Result<Vec<Grant>, StoreError> {
+        let mut grants = Vec::with_capacity(subs.len());
+        for sub in subs {
+            grants.extend(self.load(sub).await?);
+        }
+        Ok(grants)
+    }
 }
 
 /// Encrypts tokens bound to their owner (KMS encryption context).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use shared::batch::{self, Disposition, SqsEvent, SqsMessage};
 use shared::cases::lifecycle::{job_created, job_failed};
+use shared::cases::prefetch::PrefetchedGrants;
 use shared::cases::{AccessTokens, CalendarEvents, NewEvent};
 use shared::ports::{EventSink, Outgoing};
 use shared::types::{CalendarId, IdempotencyKey, SendUpdates};
@@ -24,6 +25,8 @@ pub const NEEDS: Needs = Needs {
 pub struct Worker {
     events: CalendarEvents,
     sink: Option<Arc<dyn EventSink>>,
+    /// The batch's grants, read together before its jobs run.
+    grants: Option<Arc<PrefetchedGrants>>,
 }
 
 /// A job message, read: who, which calendar, the event and its idempotency key.
@@ -45,19 +48,37 @@ impl Worker {
     /// The table, KMS `Decrypt`/`Encrypt`, Google's token endpoint and Calendar, and
     /// the team's bus when `EVENT_BUS_NAME` is set.
     pub fn new(boot: &Boot) -> Self {
-        let access = AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth());
+        let grants = Arc::new(PrefetchedGrants::new(boot.grants()));
+        let access = AccessTokens::new(grants.clone(), boot.sealer(), boot.google_oauth());
         let sink = boot.event_sink().map(|sink| sink as Arc<dyn EventSink>);
-        Self::with(CalendarEvents::new(Arc::new(access), boot.calendar()), sink)
+        Self {
+            grants: Some(grants),
+            ..Self::with(CalendarEvents::new(Arc::new(access), boot.calendar()), sink)
+        }
     }
 
+    /// Without reading a batch's grants together: each job reads its own.
     pub fn with(events: CalendarEvents, sink: Option<Arc<dyn EventSink>>) -> Self {
-        Self { events, sink }
+        Self {
+            events,
+            sink,
+            grants: None,
+        }
     }
 
     /// An SQS batch in, `{"batchItemFailures": [...]}` out.
     pub async fn handle(&self, event: Value) -> Value {
         let response = match serde_json::from_value::<SqsEvent>(event) {
-            Ok(event) => batch::each_message(event, |message| self.one(message), |all| self.settle(all)).await,
+            Ok(event) => {
+                if let Some(grants) = &self.grants {
+                    grants.prefetch(&users(&event)).await;
+                }
+                let response = batch::each_message(event, |message| self.one(message), |all| self.settle(all)).await;
+                if let Some(grants) = &self.grants {
+                    grants.clear();
+                }
+                response
+            }
             Err(err) => {
                 tracing::error!(error = %err, "not an SQS event");
                 Default::default()
@@ -186,6 +207,23 @@ impl Handled {
             Handled::Report { .. } => Disposition::Consumed,
         }
     }
+}
+
+/// The distinct users the batch's readable jobs are for.
+fn users(event: &SqsEvent) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Who {
+        sub: Option<String>,
+    }
+    let mut subs: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Who>(&m.body).ok()?.sub)
+        .filter(|sub| !sub.trim().is_empty())
+        .collect();
+    subs.sort_unstable();
+    subs.dedup();
+    subs
 }
 
 fn read_job(body: &str) -> Result<Job, Unreadable> {

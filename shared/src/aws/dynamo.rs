@@ -18,6 +18,8 @@ use crate::ports::{GrantStore, ReplayGuard, StoreError, TokenLookup};
 /// RISC `jti`s are remembered this long (Google retries delivery for days; tokens
 /// older than 7 days are refused anyway).
 const JTI_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// BatchGetItem reads at most this many items per call.
+const BATCH_GET_MAX: usize = 100;
 pub const TOKEN_HASH_INDEX: &str = "refresh-token-hash";
 pub const TOKEN_PREFIX_INDEX: &str = "refresh-token-prefix";
 
@@ -81,6 +83,39 @@ impl GrantStore for DynamoGrants {
     async fn load(&self, sub: &str) -> Result<Option<Grant>, StoreError> {
         let item = self.get(&grant_key(&self.client_id, sub)).await?;
         item.map(|item| decode(&item)).transpose()
+    }
+
+    /// One strongly consistent `BatchGetItem` per 100 users; keys DynamoDB leaves
+    /// unprocessed (throttling, size) are left out for the caller to load alone.
+    async fn load_many(&self, subs: &[String]) -> Result<Vec<Grant>, StoreError> {
+        let mut grants = Vec::with_capacity(subs.len());
+        for chunk in subs.chunks(BATCH_GET_MAX) {
+            let keys: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|sub| serde_json::json!({"pk": {"S": grant_key(&self.client_id, sub)}}))
+                .collect();
+            let mut tables = serde_json::Map::new();
+            tables.insert(
+                self.table.clone(),
+                serde_json::json!({"Keys": keys, "ConsistentRead": true}),
+            );
+            let request = serde_json::json!({ "RequestItems": tables });
+            let answer = self
+                .reads
+                .call("BatchGetItem", request.to_string().into_bytes())
+                .await?;
+            let items = answer["Responses"][&self.table]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for item in items {
+                let item = item
+                    .as_object()
+                    .ok_or_else(|| StoreError::Corrupt("BatchGetItem answer".into()))?;
+                grants.push(decode(&from_json(item)?)?);
+            }
+        }
+        Ok(grants)
     }
 
     async fn save(&self, grant: &Grant, expected: Option<u64>) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod disconnect;
 pub mod grants;
 pub mod lifecycle;
+pub mod prefetch;
 pub mod security;
 pub mod sign_in;
 
