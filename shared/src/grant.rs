@@ -192,19 +192,25 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// A profile with nothing but its `sub`, for tests.
+#[cfg(test)]
+pub(crate) fn bare_profile(sub: &str) -> Profile {
+    Profile {
+        sub: sub.into(),
+        email: None,
+        email_verified: false,
+        name: None,
+        picture: None,
+        hd: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn profile(sub: &str) -> Profile {
-        Profile {
-            sub: sub.into(),
-            email: None,
-            email_verified: false,
-            name: None,
-            picture: None,
-            hd: None,
-        }
+        bare_profile(sub)
     }
 
     fn sealed(byte: u8) -> SealedToken {

@@ -75,19 +75,12 @@ impl GrantStore for PrefetchedGrants {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::{GrantStatus, Profile};
+    use crate::grant::{GrantStatus, bare_profile};
     use crate::memory::MemoryGrants;
 
     fn grant(sub: &str, version: u64) -> Grant {
         Grant {
-            profile: Profile {
-                sub: sub.into(),
-                email: None,
-                email_verified: false,
-                name: None,
-                picture: None,
-                hd: None,
-            },
+            profile: bare_profile(sub),
             scopes: Default::default(),
             refresh_token: None,
             status: GrantStatus::Active,
