@@ -106,11 +106,8 @@ impl JsonRpc {
             Some(Err(e)) => return Err(format!("{} endpoint: {e}", service.name)),
             None => return Err(format!("{} endpoint: not resolved at once", service.name)),
         };
-        let uri: http::Uri = endpoint
-            .parse()
-            .map_err(|e| format!("{} endpoint {endpoint}: {e}", service.name))?;
         let url = reqwest::Url::parse(&endpoint).map_err(|e| format!("{} endpoint {endpoint}: {e}", service.name))?;
-        let host = host_header(&uri).ok_or_else(|| format!("{} endpoint {endpoint} has no host", service.name))?;
+        let host = host_header(&url).ok_or_else(|| format!("{} endpoint {endpoint} has no host", service.name))?;
         let region = aws
             .region()
             .ok_or_else(|| "no AWS region configured (AWS_REGION)".to_owned())?
@@ -132,6 +129,8 @@ impl JsonRpc {
     /// classified as for the SDK's calls.
     pub async fn call(&self, operation: &'static str, body: Vec<u8>) -> Result<Value, StoreError> {
         let target = format!("{}.{operation}", self.service.target_prefix);
+        // Shared by every attempt without a copy.
+        let body = bytes::Bytes::from(body);
         let outcome = retry_unmetered(operation, |_| async {
             let credentials = match self.credentials().await {
                 Ok(credentials) => credentials,
@@ -186,7 +185,12 @@ impl JsonRpc {
         }
     }
 
-    fn signed(&self, target: &str, body: &[u8], credentials: Credentials) -> Result<reqwest::RequestBuilder, Failure> {
+    fn signed(
+        &self,
+        target: &str,
+        body: &bytes::Bytes,
+        credentials: Credentials,
+    ) -> Result<reqwest::RequestBuilder, Failure> {
         let headers = [
             ("content-type", self.service.content_type),
             ("host", self.host.as_str()),
@@ -215,7 +219,7 @@ impl JsonRpc {
             .post(self.url.clone())
             .header(http::header::CONTENT_TYPE, self.service.content_type)
             .header("x-amz-target", target)
-            .body(body.to_vec());
+            .body(body.clone());
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
@@ -258,18 +262,14 @@ fn configured_endpoint(aws: &SdkConfig, service_id: &str) -> Option<String> {
         .or_else(|| aws.endpoint_url().map(str::to_owned))
 }
 
-/// The `Host` header the HTTP client sends for `uri` (and so the one to sign): the
+/// The `Host` header the HTTP client sends for `url` (and so the one to sign): the
 /// port only when it is not the scheme's default.
-fn host_header(uri: &http::Uri) -> Option<String> {
-    let host = uri.host()?;
-    let default = match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    };
-    Some(match uri.port_u16() {
-        Some(port) if Some(port) != default => format!("{host}:{port}"),
-        _ => host.to_owned(),
+fn host_header(url: &reqwest::Url) -> Option<String> {
+    let host = url.host_str()?;
+    // `port()` is `None` for the scheme's default port.
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
     })
 }
 
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn the_signed_host_is_the_one_sent() {
-        let host = |url: &str| host_header(&url.parse().unwrap());
+        let host = |url: &str| host_header(&reqwest::Url::parse(url).unwrap());
         assert_eq!(
             host("https://dynamodb.eu-west-1.amazonaws.com").as_deref(),
             Some("dynamodb.eu-west-1.amazonaws.com")
