@@ -12,7 +12,9 @@ binary, each behind a loopback proxy that counts and times every call:
   * warm p50/p99 over --invocations invocations of the real flow in one container;
   * own CPU time per warm invocation (sum of the process's threads' schedstat),
     beside that of the minimal C client serving the same events and replaying the
-    upstream requests one warm invocation made (the floor of those exchanges here);
+    upstream requests one warm invocation made (the floor of those exchanges here),
+    and that of the same replay on the functions' own runtime and HTTP client
+    (infra/stack-floor: the floor of the stack they are built on);
   * peak RSS (VmHWM) after all of them;
   * size of the stripped binary and of bootstrap.zip (deflate, level 9);
   * billed duration and cost per million invocations at the template's memory size
@@ -1054,7 +1056,7 @@ def summarise_cold(colds):
     }
 
 
-def bench_function(function, variants, env, flows, upstreams, args, logs_dir, floor):
+def bench_function(function, variants, env, flows, upstreams, args, logs_dir, floor, stack_floor=None):
     """`variants`: [(label, bootstrap)], one or two builds, measured side by side."""
     counter = Counters()
     log_path = os.path.join(logs_dir, f"{function}.log")
@@ -1083,6 +1085,13 @@ def bench_function(function, variants, env, flows, upstreams, args, logs_dir, fl
         floor_log = os.path.join(logs_dir, f"{function}-floor.log")
         floor_invocations = min(args.invocations, FLOOR_INVOCATIONS)
         floor_cpu = floor_warm(floor, function, env, replay, flows, counter, floor_invocations, work_dir, floor_log)
+    stack_cpu = None
+    if floor and stack_floor:
+        log(f"{function}: the Rust stack floor replaying the same requests")
+        stack_log = os.path.join(logs_dir, f"{function}-stack-floor.log")
+        stack_cpu = floor_warm(
+            stack_floor, function, env, replay, flows, counter, floor_invocations, work_dir, stack_log
+        )
     for label, bootstrap in variants:
         r = summarise_cold(colds[label])
         r["warm"] = warm[label]
@@ -1095,6 +1104,7 @@ def bench_function(function, variants, env, flows, upstreams, args, logs_dir, fl
         r["cold_usd_per_million"] = round(usd_per_million(r["cold_billed_ms"]["median"]), 4)
         r["harness_floor_ms"] = median(floors)
         r["warm"]["floor"] = floor_cpu
+        r["warm"]["stack_floor"] = stack_cpu
         results[label] = r
     return results
 
@@ -1230,6 +1240,7 @@ MAIN_COLUMNS = [
     ("p50", "warm p50 ms"),
     ("p99", "warm p99 ms"),
     ("cpu", "CPU ms/inv"),
+    ("stack_cpu", "stack floor CPU ms/inv"),
     ("floor_cpu", "C floor CPU ms/inv"),
     ("rss", "peak RSS MiB"),
     ("zip", "zip MB"),
@@ -1279,6 +1290,7 @@ def figures(r):
         "p50": f"{w['p50_ms']:.2f}",
         "p99": f"{w['p99_ms']:.2f}",
         "cpu": f"{w['cpu_ms_per_invocation']:.2f}",
+        "stack_cpu": f"{w['stack_floor']['cpu_ms_per_invocation']:.2f}" if w.get("stack_floor") else "-",
         "floor_cpu": f"{w['floor']['cpu_ms_per_invocation']:.2f}" if w.get("floor") else "-",
         "rss": f"{w['peak_rss_kib'] / 1024:.1f}",
         "zip": f"{r['size']['zip_bytes'] / 1e6:.2f}",
@@ -1339,7 +1351,11 @@ def floor_note(w):
     f = w.get("floor")
     if not f:
         return ""
-    return f"; the C floor making the same {f['calls']} upstream exchanges per invocation: {f['cpu_ms_per_invocation']} ms"
+    note = f"; making the same {f['calls']} upstream exchanges per invocation, the C floor: {f['cpu_ms_per_invocation']} ms"
+    stack = w.get("stack_floor")
+    if stack:
+        note += f", the Rust stack floor: {stack['cpu_ms_per_invocation']} ms"
+    return note
 
 
 def targets(results):
@@ -1571,7 +1587,11 @@ def write_markdown(path, results, checks):
         "  and replaying, byte for byte on kept-alive connections, the upstream requests one warm",
         "  invocation of the function made, then posting its answer: what those Runtime API and",
         "  upstream exchanges cost on this machine (loopback TCP, wake-ups, context switches) with",
-        "  none of the function's own work. Kernel time counts in both.",
+        "  none of the function's own work. Kernel time counts in both. **stack floor CPU ms/inv**:",
+        "  the same serving and replay by `infra/stack-floor`, built on what every function is built",
+        "  on (the Lambda runtime crate, a current-thread Tokio runtime, events read as JSON, the",
+        "  shared `reqwest` client) and doing nothing else: above it is the function's own work",
+        "  (logging, signing, JSON, its logic); between it and the C floor, the stack's.",
         "- **peak RSS**: `VmHWM` of the warm container's process after all its invocations.",
         "- **zip**: `bootstrap.zip` (deflate, level 9) of the stripped binary, MB = 10^6 bytes. Built",
         "  for the machine's architecture (Lambda runs the arm64 build).",
@@ -1649,6 +1669,9 @@ def main():
     parser.add_argument(
         "--floor", help="a minimal C Runtime API client: the harness's own spawn-to-poll time and per-invocation CPU"
     )
+    parser.add_argument(
+        "--stack-floor", help="the same serving and replay on the functions' runtime and HTTP client (infra/stack-floor)"
+    )
     args = parser.parse_args()
     args.cold_starts = max(1, min(args.cold_starts, MAX_COLD_STARTS))
     args.invocations = max(1, min(args.invocations, MAX_INVOCATIONS))
@@ -1725,7 +1748,9 @@ def main():
             records = stream_records(args.moto, table)
             flows.stream_records = publishing(records, variants[-1][1], env, upstreams, logs_dir)
             log(f"publisher: {len(flows.stream_records)} of {len(records)} grant records of the stream publish an event")
-        measured = bench_function(function, variants, env, flows, upstreams, args, logs_dir, args.floor)
+        measured = bench_function(
+            function, variants, env, flows, upstreams, args, logs_dir, args.floor, args.stack_floor
+        )
         for label, r in measured.items():
             r["size"] = sizes[(function, label)]
             by_label[label][function] = r
