@@ -520,6 +520,11 @@ class Container:
     def cpu_ms(self):
         return cpu_ns(self.proc.pid) / 1e6
 
+    def log_bytes(self):
+        """Bytes the process has written to its log so far (its writes are unbuffered
+        by the time it answers)."""
+        return os.path.getsize(self.log_path)
+
     def cpu_ms_ticks(self):
         """utime + stime of /proc/PID/stat (10 ms ticks, exited threads included)."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -849,7 +854,9 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
     states = []
     try:
         for label, bootstrap in variants:
-            container = Container(function, bootstrap, env, log_path)
+            # A log file per build: its growth is that build's log volume.
+            own_log = log_path if len(variants) == 1 else log_path.replace(".log", f"-{label}.log")
+            container = Container(function, bootstrap, env, own_log)
             states.append({"label": label, "container": container})
             st = states[-1]
             st["init"] = container.wait_ready()
@@ -858,7 +865,7 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
             st["first"] = container.checked(event, check, "first invocation")
             fetched = call_delta(before, upstreams.snapshot())["google_by_endpoint"]
             st["first_jwks"] = fetched.get("jwks", 0) + fetched.get("risc_jwks", 0)
-            st.update(latencies=[], upstream=[], deltas=[], cpu=0.0, wall=0.0)
+            st.update(latencies=[], upstream=[], deltas=[], cpu=0.0, wall=0.0, log_bytes=0, batch_log_bytes=0)
             st["ticks0"] = container.cpu_ms_ticks()
         for k in range(args.invocations):
             check_deadline()
@@ -867,8 +874,10 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
                 container = st["container"]
                 event, check = flows.event(function, i)
                 before, cpu0, wall0 = upstreams.snapshot(), container.cpu_ms(), time.perf_counter()
+                logged0 = container.log_bytes()
                 latency = container.checked(event, check)
                 st["cpu"] += container.cpu_ms() - cpu0
+                st["log_bytes"] += container.log_bytes() - logged0
                 st["wall"] += time.perf_counter() - wall0
                 delta = call_delta(before, upstreams.snapshot())
                 st["deltas"].append(delta)
@@ -893,14 +902,16 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
             for k in range(BATCH_ROUNDS):
                 for st in states if k % 2 == 0 else list(reversed(states)):
                     event, check = flows.batch(counter.take() * 1000)
-                    cpu0 = st["container"].cpu_ms()
+                    cpu0, logged0 = st["container"].cpu_ms(), st["container"].log_bytes()
                     st["container"].checked(event, check, "batch")
                     st["batch_cpu"] = st.get("batch_cpu", 0.0) + st["container"].cpu_ms() - cpu0
+                    st["batch_log_bytes"] += st["container"].log_bytes() - logged0
         for st in states:
             st["batch"] = None
             if function == "worker":
                 st["batch"] = worker_batch(st["container"], flows, upstreams, counter)
                 st["batch"]["cpu_ms_per_job"] = round(st["batch_cpu"] / (BATCH_ROUNDS * BATCH_JOBS), 3)
+                st["batch"]["log_bytes_per_job"] = round(st["batch_log_bytes"] / (BATCH_ROUNDS * BATCH_JOBS))
                 st["batch"]["cpu_batches"] = BATCH_ROUNDS
     finally:
         for st in states:
@@ -928,6 +939,9 @@ def warm_summary(st, flows):
         "upstream_p50_ms": round(percentile(upstream, 50), 2),
         "own_p50_ms": round(percentile(own, 50), 2),
         "cpu_ms_per_invocation": round(st["cpu"] / len(latencies), 3),
+        # What the function wrote to stdout/stderr (logs and EMF metrics): CloudWatch
+        # Logs bills its ingestion.
+        "log_bytes_per_invocation": round(st["log_bytes"] / len(latencies)),
         # The same from /proc/PID/stat's 10 ms ticks: a cross-check.
         "cpu_ms_per_invocation_ticks": round(st["ticks"] / len(latencies), 3),
         "invocations_per_s": round(len(latencies) / st["wall"], 1),
@@ -1242,6 +1256,7 @@ MAIN_COLUMNS = [
     ("cpu", "CPU ms/inv"),
     ("stack_cpu", "stack floor CPU ms/inv"),
     ("floor_cpu", "C floor CPU ms/inv"),
+    ("log", "log B/inv"),
     ("rss", "peak RSS MiB"),
     ("zip", "zip MB"),
     ("warm_usd", "$/M warm"),
@@ -1266,6 +1281,7 @@ COMPARE_COLUMNS = [
     ("first_cpu", "1st invoke CPU ms"),
     ("p50", "warm p50 ms"),
     ("cpu", "CPU ms/inv"),
+    ("log", "log B/inv"),
     ("rss", "peak RSS MiB"),
     ("zip", "zip MB"),
 ]
@@ -1292,6 +1308,7 @@ def figures(r):
         "cpu": f"{w['cpu_ms_per_invocation']:.2f}",
         "stack_cpu": f"{w['stack_floor']['cpu_ms_per_invocation']:.2f}" if w.get("stack_floor") else "-",
         "floor_cpu": f"{w['floor']['cpu_ms_per_invocation']:.2f}" if w.get("floor") else "-",
+        "log": str(w["log_bytes_per_invocation"]),
         "rss": f"{w['peak_rss_kib'] / 1024:.1f}",
         "zip": f"{r['size']['zip_bytes'] / 1e6:.2f}",
         "warm_usd": f"{w['usd_per_million']:.3f}",
@@ -1546,7 +1563,7 @@ def write_markdown(path, results, checks):
             f"`worker` batch: {wk['jobs']} jobs for {wk['users']} users with every Calendar insert delayed"
             f" {wk['insert_delay_ms']} ms took {wk['latency_ms']} ms (one after the other they would take at least"
             f" {wk['sequential_floor_ms']} ms). In full batches of {wk['jobs']} (mean over {wk['cpu_batches']}),"
-            f" {wk['cpu_ms_per_job']} ms own CPU per job.",
+            f" {wk['cpu_ms_per_job']} ms own CPU and {wk['log_bytes_per_job']} bytes of log per job.",
             "",
         ]
     crit = results.get("criterion")
@@ -1592,6 +1609,8 @@ def write_markdown(path, results, checks):
         "  on (the Lambda runtime crate, a current-thread Tokio runtime, events read as JSON, the",
         "  shared `reqwest` client) and doing nothing else: above it is the function's own work",
         "  (logging, signing, JSON, its logic); between it and the C floor, the stack's.",
+        "- **log B/inv**: bytes the function wrote to its log (JSON log lines and EMF metric",
+        "  documents) per warm invocation: what CloudWatch Logs ingests and bills.",
         "- **peak RSS**: `VmHWM` of the warm container's process after all its invocations.",
         "- **zip**: `bootstrap.zip` (deflate, level 9) of the stripped binary, MB = 10^6 bytes. Built",
         "  for the machine's architecture (Lambda runs the arm64 build).",

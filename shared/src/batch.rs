@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::outbound::{deadline_from_epoch_ms, with_deadline};
 
 /// Hands a JSON-in, JSON-out handler to the Lambda runtime, with every outbound
-/// call bounded by the invocation's deadline.
+/// call bounded by the invocation's deadline and its metrics written as it ends.
 pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Value) -> Fut,
@@ -22,13 +22,13 @@ where
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         let answer = handler(event.payload);
-        async move {
+        crate::telemetry::invocation(async move {
             let answer = match deadline {
                 Some(deadline) => with_deadline(deadline, answer).await,
                 None => answer.await,
             };
             Ok::<_, std::convert::Infallible>(answer)
-        }
+        })
     }))
     .await
 }

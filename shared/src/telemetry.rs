@@ -2,8 +2,13 @@
 //! route, status, latency, outcome code and user `sub`; never a token, code or
 //! secret (values that could hold one are `Secret`s, whose Debug output is
 //! redacted). Metrics are CloudWatch Embedded Metric Format lines on stdout: no API
-//! call, no extra latency.
+//! call, no extra latency. Within an invocation ([`invocation`]) they are gathered
+//! and written when it ends, one document per dimension set with every value kept
+//! (EMF value arrays): a job used to cost three metric lines, a batch of ten jobs
+//! now costs two, which is less CPU per invocation and less log ingestion.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -74,51 +79,154 @@ pub fn record_subject(sub: &str) {
 
 /// A count (usually 1) of something that happened.
 pub fn metric(name: &str, value: f64) {
-    emit(&emf_line(name, value, "Count", None));
+    record(name, value, "Count", None);
 }
 
 /// How long one call to a Google endpoint took.
 pub fn latency(endpoint: &str, took: Duration) {
-    emit(&emf_line(
+    record(
         "GoogleLatency",
         took.as_secs_f64() * 1000.0,
         "Milliseconds",
         Some(endpoint),
-    ));
+    );
 }
 
-fn emit(line: &Value) {
-    // Only deployed functions (which call `init`) write metrics; tests stay quiet.
-    if FUNCTION.get().is_some() {
-        println!("{line}");
+/// Values per metric in one EMF document (CloudWatch's limit); more start another.
+const MAX_VALUES: usize = 100;
+
+tokio::task_local! {
+    /// The metrics of the invocation being handled (the concurrent jobs of a batch
+    /// run in its task and share it).
+    static PENDING: RefCell<Pending>;
+}
+
+/// Runs one invocation's handler and writes the metrics it recorded when it ends.
+pub async fn invocation<F: Future>(handler: F) -> F::Output {
+    PENDING
+        .scope(RefCell::default(), async {
+            let output = handler.await;
+            let documents = PENDING.with(|pending| pending.take().documents(now_ms()));
+            documents.iter().for_each(write);
+            output
+        })
+        .await
+}
+
+fn record(name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) {
+    let gathered = PENDING.try_with(|pending| pending.borrow_mut().add(name, value, unit, endpoint));
+    if gathered.is_err() {
+        // Outside an invocation (cold start): written at once.
+        write(&emf_line(name, value, unit, endpoint));
     }
 }
 
-/// One EMF document: the metric under the `Function` dimension (and `Endpoint`).
-pub fn emf_line(name: &str, value: f64, unit: &str, endpoint: Option<&str>) -> Value {
-    let timestamp = SystemTime::now()
+fn write(document: &Value) {
+    // Only deployed functions (which call `init`) write metrics; tests stay quiet.
+    if FUNCTION.get().is_some() {
+        println!("{document}");
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One metric's values, in the order recorded.
+struct Series {
+    name: String,
+    unit: &'static str,
+    values: Vec<f64>,
+}
+
+/// The metrics of one invocation, by dimension set (`Endpoint` or none).
+#[derive(Default)]
+struct Pending(Vec<(Option<String>, Vec<Series>)>);
+
+impl Pending {
+    fn add(&mut self, name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) {
+        let set = match self.0.iter().position(|(e, _)| e.as_deref() == endpoint) {
+            Some(i) => &mut self.0[i].1,
+            None => {
+                self.0.push((endpoint.map(str::to_owned), Vec::new()));
+                &mut self.0.last_mut().expect("just pushed").1
+            }
+        };
+        match set.iter_mut().find(|series| series.name == name) {
+            Some(series) => series.values.push(value),
+            None => set.push(Series {
+                name: name.to_owned(),
+                unit,
+                values: vec![value],
+            }),
+        }
+    }
+
+    /// One document per dimension set and per hundred values of a metric.
+    fn documents(&self, timestamp: u64) -> Vec<Value> {
+        let mut documents = Vec::new();
+        for (endpoint, set) in &self.0 {
+            let longest = set.iter().map(|series| series.values.len()).max().unwrap_or(0);
+            for start in (0..longest).step_by(MAX_VALUES) {
+                let chunk: Vec<(&Series, &[f64])> = set
+                    .iter()
+                    .filter(|series| series.values.len() > start)
+                    .map(|series| {
+                        let end = series.values.len().min(start + MAX_VALUES);
+                        (series, &series.values[start..end])
+                    })
+                    .collect();
+                documents.push(emf_document(timestamp, endpoint.as_deref(), &chunk));
+            }
+        }
+        documents
+    }
+}
+
+/// One EMF document: each metric with its unit and its value (an array for several
+/// values), under the `Function` dimension (and `Endpoint`).
+fn emf_document(timestamp: u64, endpoint: Option<&str>, metrics: &[(&Series, &[f64])]) -> Value {
     let dimensions = match endpoint {
         Some(_) => json!([["Function", "Endpoint"]]),
         None => json!([["Function"]]),
     };
-    let mut line = json!({
+    let names: Vec<Value> = metrics
+        .iter()
+        .map(|(series, _)| json!({"Name": series.name, "Unit": series.unit}))
+        .collect();
+    let mut document = json!({
         "_aws": {
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": dimensions,
-                "Metrics": [{"Name": name, "Unit": unit}],
+                "Metrics": names,
             }],
         },
         "Function": FUNCTION.get().map_or("unknown", String::as_str),
     });
-    line[name] = json!(value);
-    if let Some(endpoint) = endpoint {
-        line["Endpoint"] = json!(endpoint);
+    for (series, values) in metrics {
+        document[series.name.as_str()] = match values {
+            [one] => json!(one),
+            many => json!(many),
+        };
     }
-    line
+    if let Some(endpoint) = endpoint {
+        document["Endpoint"] = json!(endpoint);
+    }
+    document
+}
+
+/// The EMF document of a single value.
+pub fn emf_line(name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) -> Value {
+    let series = Series {
+        name: name.to_owned(),
+        unit,
+        values: vec![value],
+    };
+    emf_document(now_ms(), endpoint, &[(&series, &series.values)])
 }
 
 #[cfg(test)]
@@ -175,5 +283,70 @@ mod tests {
         assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 0);
         let timed = emf_line("GoogleLatency", 12.5, "Milliseconds", Some("token endpoint"));
         assert_eq!(timed["Endpoint"], "token endpoint");
+    }
+
+    #[tokio::test]
+    async fn an_invocations_metrics_leave_as_one_document_per_dimension_set() {
+        let documents = invocation(async {
+            metric("JobCreated", 1.0);
+            latency("Calendar insert", Duration::from_millis(12));
+            metric("JobFailed", 1.0);
+            metric("JobCreated", 1.0);
+            latency("Calendar insert", Duration::from_millis(30));
+            latency("token endpoint", Duration::from_millis(7));
+            PENDING.with(|pending| pending.borrow().documents(1))
+        })
+        .await;
+        assert_eq!(documents.len(), 3, "{documents:?}");
+        let counts = &documents[0];
+        let directive = &counts["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "JobCreated", "Unit": "Count"}, {"Name": "JobFailed", "Unit": "Count"}])
+        );
+        assert_eq!(counts["JobCreated"], json!([1.0, 1.0]));
+        assert_eq!(counts["JobFailed"], json!(1.0));
+        assert_eq!(counts["_aws"]["Timestamp"], 1);
+        assert_eq!(documents[1]["Endpoint"], "Calendar insert");
+        assert_eq!(documents[1]["GoogleLatency"], json!([12.0, 30.0]));
+        assert_eq!(
+            documents[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "Endpoint"]])
+        );
+        assert_eq!(documents[2]["Endpoint"], "token endpoint");
+        assert_eq!(documents[2]["GoogleLatency"], json!(7.0));
+    }
+
+    #[tokio::test]
+    async fn the_concurrent_jobs_of_a_batch_share_their_invocations_documents() {
+        let job = |n: u64| async move {
+            tokio::time::sleep(Duration::from_millis(n)).await;
+            metric("JobCreated", 1.0);
+        };
+        let documents = invocation(async {
+            futures_util::future::join_all([job(2), job(1), job(0)]).await;
+            PENDING.with(|pending| pending.borrow().documents(1))
+        })
+        .await;
+        assert_eq!(documents.len(), 1, "{documents:?}");
+        assert_eq!(documents[0]["JobCreated"], json!([1.0, 1.0, 1.0]));
+    }
+
+    #[test]
+    fn more_than_a_hundred_values_start_another_document() {
+        let mut pending = Pending::default();
+        for _ in 0..150 {
+            pending.add("EventPublished", 1.0, "Count", None);
+        }
+        pending.add("RefreshFailed", 1.0, "Count", None);
+        let documents = pending.documents(1);
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0]["EventPublished"].as_array().unwrap().len(), 100);
+        assert_eq!(documents[0]["RefreshFailed"], json!(1.0));
+        assert_eq!(documents[1]["EventPublished"].as_array().unwrap().len(), 50);
+        assert!(documents[1].get("RefreshFailed").is_none());
+        let names = &documents[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert_eq!(names, &json!([{"Name": "EventPublished", "Unit": "Count"}]));
     }
 }

@@ -122,7 +122,8 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| format!("{:016x}", crate::outbound::random_u64()))
 }
 
-/// Hands an HTTP handler to the Lambda runtime (every API function's `main`).
+/// Hands an HTTP handler to the Lambda runtime (every API function's `main`), its
+/// metrics written as each invocation ends.
 pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut,
@@ -130,7 +131,7 @@ where
 {
     lambda_http::run(lambda_http::service_fn(|req| {
         let answer = handler(req);
-        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        crate::telemetry::invocation(async move { Ok::<_, std::convert::Infallible>(answer.await) })
     }))
     .await
 }
