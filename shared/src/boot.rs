@@ -34,7 +34,8 @@ impl Boot {
         let mut config = Config::from_env(needs).unwrap_or_else(|e| fail(&e.to_string()));
         crate::outbound::seed_randomness();
         let http = crate::outbound::http_client(config.http_timeout);
-        let loaded = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let defaults = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let loaded = crate::aws::from_lambda_environment(defaults, |name| std::env::var(name).ok())
             .http_client(crate::aws::http::http_client(&http))
             .load()
             .await;

@@ -25,6 +25,28 @@ pub use kms::KmsSealer;
 /// No single attempt of an AWS call waits longer than this.
 pub(crate) const STORE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The role's credentials and the region as Lambda hands them to every function, in
+/// the environment (`lookup` reads it): the SDK's default chains would pick them first
+/// anyway, and naming them spares every cold start building the rest of those chains
+/// (profile files, web identity with its STS client, container and instance
+/// metadata). Anywhere else (no keys or no region in the environment) the default
+/// chains stay.
+pub fn from_lambda_environment(
+    loader: aws_config::ConfigLoader,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> aws_config::ConfigLoader {
+    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let mut loader = loader;
+    if let (Some(id), Some(secret)) = (set("AWS_ACCESS_KEY_ID"), set("AWS_SECRET_ACCESS_KEY")) {
+        let keys = aws_credential_types::Credentials::new(id, secret, set("AWS_SESSION_TOKEN"), None, "Environment");
+        loader = loader.credentials_provider(keys);
+    }
+    if let Some(region) = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")) {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader
+}
+
 /// Bounded retries and timeouts for every AWS client, matching the Google side, and
 /// the HTTP client they share with it (`http`).
 pub fn sdk_config(base: &aws_config::SdkConfig, timeout: Duration, http: &reqwest::Client) -> aws_config::SdkConfig {
@@ -97,5 +119,54 @@ fn classify<E: ProvideErrorMetadata, R>(service: &'static str, err: SdkError<E, 
         StoreError::Unavailable { service, reason }
     } else {
         StoreError::Other(format!("{service}: {reason}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_credential_types::provider::ProvideCredentials;
+
+    use super::*;
+
+    async fn loaded(env: &[(&str, &str)]) -> aws_config::SdkConfig {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        from_lambda_environment(aws_config::defaults(aws_config::BehaviorVersion::latest()), lookup)
+            .load()
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_role_credentials_and_region_lambda_sets_are_the_ones_used() {
+        let config = loaded(&[
+            ("AWS_ACCESS_KEY_ID", "ASIALAMBDAROLE"),
+            ("AWS_SECRET_ACCESS_KEY", "role-secret"),
+            ("AWS_SESSION_TOKEN", "role-session"),
+            ("AWS_REGION", "eu-west-3"),
+            ("AWS_DEFAULT_REGION", "us-west-2"),
+        ])
+        .await;
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-3"));
+        let credentials = config
+            .credentials_provider()
+            .expect("a credentials provider")
+            .provide_credentials()
+            .await
+            .expect("credentials");
+        assert_eq!(credentials.access_key_id(), "ASIALAMBDAROLE");
+        assert_eq!(credentials.secret_access_key(), "role-secret");
+        assert_eq!(credentials.session_token(), Some("role-session"));
+    }
+
+    #[tokio::test]
+    async fn the_default_region_variable_is_the_fallback() {
+        let config = loaded(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDLOCAL"),
+            ("AWS_SECRET_ACCESS_KEY", "local-secret"),
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", "ap-south-1"),
+        ])
+        .await;
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("ap-south-1"));
     }
 }
