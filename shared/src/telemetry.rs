@@ -220,7 +220,7 @@ fn emf_document(timestamp: u64, endpoint: Option<&str>, metrics: &[(&Series, &[f
 }
 
 /// The EMF document of a single value.
-pub fn emf_line(name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) -> Value {
+fn emf_line(name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) -> Value {
     let series = Series {
         name: name.to_owned(),
         unit,
