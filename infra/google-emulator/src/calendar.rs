@@ -37,7 +37,7 @@ pub(crate) async fn insert(
         state.hits.calendar_insert += 1;
         state.faults.take_for(Endpoint::CalendarInsert, Some(&calendar_id))
     };
-    let drop_after = match faults::apply(Endpoint::CalendarInsert, fault).await {
+    let drop_after = match faults::apply(&shared, Endpoint::CalendarInsert, fault).await {
         Gate::Respond(response) => return response,
         Gate::Proceed { drop_after } => drop_after,
     };
@@ -142,7 +142,7 @@ pub(crate) async fn get(
         state.hits.calendar_get += 1;
         state.faults.take_for(Endpoint::CalendarGet, Some(&calendar_id))
     };
-    let drop_after = match faults::apply(Endpoint::CalendarGet, fault).await {
+    let drop_after = match faults::apply(&shared, Endpoint::CalendarGet, fault).await {
         Gate::Respond(response) => return response,
         Gate::Proceed { drop_after } => drop_after,
     };

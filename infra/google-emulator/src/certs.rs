@@ -33,7 +33,7 @@ async fn serve_keys(shared: &Shared, endpoint: Endpoint) -> Response {
         }
         state.faults.take(endpoint)
     };
-    let drop_after = match faults::apply(endpoint, fault).await {
+    let drop_after = match faults::apply(shared, endpoint, fault).await {
         Gate::Respond(response) => return response,
         Gate::Proceed { drop_after } => drop_after,
     };

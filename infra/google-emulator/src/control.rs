@@ -29,7 +29,9 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/risc", post(risc))
         .route("/faults", post(inject))
         .route("/hits", get(hits))
+        .route("/hits/refreshes", get(refresh_hits))
         .route("/hits/reset", post(reset_hits))
+        .route("/barriers", get(barriers))
         .route("/keys/rotate", post(rotate))
         .route("/events", get(events))
         .route("/users/{sub}/revoke", post(revoke_user))
@@ -123,8 +125,16 @@ async fn hits(State(shared): State<Shared>) -> Json<Value> {
     Json(json!(lock(&shared).hits))
 }
 
+async fn refresh_hits(State(shared): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&shared).refresh_hits))
+}
+
+async fn barriers(State(shared): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&shared).barriers))
+}
+
 async fn reset_hits(State(shared): State<Shared>) -> Json<Value> {
-    lock(&shared).hits = Default::default();
+    lock(&shared).reset_hits();
     Json(json!({}))
 }
 

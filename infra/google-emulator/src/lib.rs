@@ -32,11 +32,11 @@ pub use config::{
     CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID,
     SCOPE_PROFILE,
 };
-pub use faults::{Endpoint, Fault, FaultKind};
+pub use faults::{DEFAULT_BARRIER_TIMEOUT, Endpoint, Fault, FaultKind};
 pub use gis::{TEST_ACCOUNTS, TestAccount};
 pub use keys::Signer;
 pub use oauth::ID_TOKEN_ISSUER;
-pub use state::{Hits, StoredEvent};
+pub use state::{BarrierStats, Hits, RefreshHits, StoredEvent};
 
 use server::{Shared, lock};
 
@@ -186,8 +186,34 @@ impl Emulator {
         lock(&self.shared).hits.clone()
     }
 
+    /// Zeroes [`Self::hits`], the refresh counters and the barrier counters.
     pub fn reset_hits(&self) {
-        lock(&self.shared).hits = Hits::default();
+        lock(&self.shared).reset_hits();
+    }
+
+    /// Refresh requests per user (and per requested scope) since the last
+    /// [`Self::reset_hits`].
+    pub fn refresh_hits(&self) -> RefreshHits {
+        lock(&self.shared).refresh_hits.clone()
+    }
+
+    /// Refresh requests for the user's refresh tokens since the last
+    /// [`Self::reset_hits`], faulted ones included.
+    pub fn refreshes_of(&self, sub: &str) -> u64 {
+        let state = lock(&self.shared);
+        state.refresh_hits.by_user.get(sub).copied().unwrap_or(0)
+    }
+
+    /// Refresh requests that named this refresh token since the last
+    /// [`Self::reset_hits`] (0 for a token the emulator never issued).
+    pub fn refreshes_with(&self, refresh_token: &str) -> u64 {
+        let state = lock(&self.shared);
+        state.refresh_hits_by_token.get(refresh_token).copied().unwrap_or(0)
+    }
+
+    /// Groups released and barriers broken by [`FaultKind::Barrier`] faults.
+    pub fn barrier_stats(&self) -> BarrierStats {
+        lock(&self.shared).barriers
     }
 
     /// Events stored in the user's calendar, in insertion order.

@@ -102,6 +102,7 @@ impl State {
         let refresh_token = wants_refresh.then(|| self.issue("1//0g", 72));
         if let Some(token) = &refresh_token {
             self.refresh_tokens.insert(token.clone(), sub.clone());
+            self.refresh_owners.insert(token.clone(), sub.clone());
             if let Some(grant) = self.users.get_mut(&sub) {
                 grant.refresh_tokens.insert(token.clone());
             }

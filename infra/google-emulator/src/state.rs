@@ -2,13 +2,13 @@
 //!
 //! No lock is held across an `.await`, so a plain `std::sync::Mutex` is fine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{CodeRequest, EmulatorConfig};
+use crate::config::{CodeRequest, EmulatorConfig, SCOPE_EMAIL, SCOPE_PROFILE};
 use crate::faults::FaultQueues;
 use crate::keys::{self, SigningKey};
 
@@ -24,6 +24,28 @@ pub struct Hits {
     pub calendar_insert: u64,
     pub calendar_get: u64,
     pub risc_jwks: u64,
+}
+
+/// Refresh requests (`grant_type=refresh_token`) per user, counted like
+/// [`Hits`] (on arrival, faulted ones included) for every refresh token the
+/// emulator ever issued, live or not; reset with the hits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshHits {
+    /// `sub` → refresh requests.
+    pub by_user: BTreeMap<String, u64>,
+    /// `sub` → requested `scope` → refresh requests. The scope key is the
+    /// request's `scope` parameter normalised (`email`/`profile` expanded,
+    /// sorted, space-separated), `""` for a refresh without `scope`.
+    pub by_user_and_scope: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// What the concurrency barriers ([`crate::FaultKind::Barrier`]) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BarrierStats {
+    /// Groups of requests that were all in flight at once and then released.
+    pub released: u64,
+    /// Barriers whose group never filled before the timeout.
+    pub broken: u64,
 }
 
 /// An event as stored by `events.insert`, with the `sendUpdates` it came with.
@@ -62,10 +84,16 @@ pub(crate) struct State {
     pub(crate) users: HashMap<String, UserGrant>,
     /// Live refresh tokens only (revoking removes them) → owner `sub`.
     pub(crate) refresh_tokens: HashMap<String, String>,
+    /// Every refresh token ever issued → its owner, for the refresh counters.
+    pub(crate) refresh_owners: HashMap<String, String>,
+    pub(crate) refresh_hits: RefreshHits,
+    /// Refresh requests per refresh token (live or not).
+    pub(crate) refresh_hits_by_token: HashMap<String, u64>,
     pub(crate) access_tokens: HashMap<String, AccessEntry>,
     pub(crate) events: HashMap<(String, String), Vec<StoredEvent>>,
     pub(crate) faults: FaultQueues,
     pub(crate) hits: Hits,
+    pub(crate) barriers: BarrierStats,
     pub(crate) issued: Vec<String>,
 }
 
@@ -79,11 +107,41 @@ impl State {
             codes: HashMap::new(),
             users: HashMap::new(),
             refresh_tokens: HashMap::new(),
+            refresh_owners: HashMap::new(),
+            refresh_hits: RefreshHits::default(),
+            refresh_hits_by_token: HashMap::new(),
             access_tokens: HashMap::new(),
             events: HashMap::new(),
             faults: FaultQueues::default(),
             hits: Hits::default(),
+            barriers: BarrierStats::default(),
         }
+    }
+
+    /// Zeroes every counter: endpoint hits, per-user refreshes, barriers.
+    pub(crate) fn reset_hits(&mut self) {
+        self.hits = Hits::default();
+        self.refresh_hits = RefreshHits::default();
+        self.refresh_hits_by_token.clear();
+        self.barriers = BarrierStats::default();
+    }
+
+    /// Counts a refresh request for the owner of `refresh_token`, if the
+    /// emulator ever issued it.
+    pub(crate) fn count_refresh(&mut self, refresh_token: Option<&str>, scope: Option<&str>) {
+        let Some(token) = refresh_token else {
+            return;
+        };
+        let Some(sub) = self.refresh_owners.get(token).cloned() else {
+            return;
+        };
+        *self.refresh_hits_by_token.entry(token.to_owned()).or_default() += 1;
+        *self.refresh_hits.by_user.entry(sub.clone()).or_default() += 1;
+        let scope_key = scope
+            .map(|scope| normalised_scopes(scope).join(" "))
+            .unwrap_or_default();
+        let by_scope = self.refresh_hits.by_user_and_scope.entry(sub).or_default();
+        *by_scope.entry(scope_key).or_default() += 1;
     }
 
     /// Forgets users, tokens, events, faults, hits and rotations; the client
@@ -177,6 +235,25 @@ impl State {
 
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The long name of a scope Google also accepts by a short one: `email` and
+/// `profile` (and nothing else stands in for another scope).
+pub(crate) fn normalise_scope(scope: &str) -> &str {
+    match scope {
+        "email" => SCOPE_EMAIL,
+        "profile" => SCOPE_PROFILE,
+        other => other,
+    }
+}
+
+/// A space-separated `scope` parameter: normalised, deduplicated, sorted.
+pub(crate) fn normalised_scopes(scope: &str) -> Vec<String> {
+    let set: BTreeSet<String> = scope
+        .split_whitespace()
+        .map(|scope| normalise_scope(scope).to_owned())
+        .collect();
+    set.into_iter().collect()
 }
 
 pub(crate) fn scope_string(scopes: &BTreeSet<String>) -> String {

@@ -33,12 +33,16 @@ pub(crate) async fn token(State(shared): State<Shared>, headers: HeaderMap, body
         let hits = &mut state.hits;
         match params.get("grant_type").map(String::as_str) {
             Some("authorization_code") => hits.token_authorization_code += 1,
-            Some("refresh_token") => hits.token_refresh += 1,
+            Some("refresh_token") => {
+                hits.token_refresh += 1;
+                let token = params.get("refresh_token").map(String::as_str);
+                state.count_refresh(token, params.get("scope").map(String::as_str));
+            }
             _ => hits.token_other += 1,
         }
         state.faults.take(Endpoint::Token)
     };
-    match faults::apply(Endpoint::Token, fault).await {
+    match faults::apply(&shared, Endpoint::Token, fault).await {
         Gate::Respond(response) => response,
         Gate::Proceed { drop_after } => {
             let response = match grant(&mut lock(&shared), &headers, &params) {
@@ -129,7 +133,7 @@ pub(crate) async fn revoke(State(shared): State<Shared>, RawQuery(query): RawQue
         state.hits.revoke += 1;
         state.faults.take(Endpoint::Revoke)
     };
-    let drop_after = match faults::apply(Endpoint::Revoke, fault).await {
+    let drop_after = match faults::apply(&shared, Endpoint::Revoke, fault).await {
         Gate::Respond(response) => return response,
         Gate::Proceed { drop_after } => drop_after,
     };

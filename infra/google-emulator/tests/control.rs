@@ -8,12 +8,7 @@ use std::sync::LazyLock;
 
 use common::*;
 use google_emulator::{Emulator, EmulatorConfig};
-use serde_json::{Value, json};
-
-async fn control(emu: &Emulator, path: &str, body: Value) -> (u16, Value) {
-    let url = format!("{}/emulator/{path}", emu.base_url());
-    json_of(client().post(url).body(body.to_string()).send().await.unwrap()).await
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn codes_faults_and_hits_over_http() {

@@ -63,6 +63,48 @@ pub async fn refresh(emu: &Emulator, refresh_token: &str) -> Response {
         .expect("refresh request")
 }
 
+/// A refresh asking for a subset of the grant (RFC 6749 §6 `scope`).
+pub async fn refresh_scoped(emu: &Emulator, refresh_token: &str, scope: &str) -> Response {
+    client()
+        .post(emu.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("scope", scope),
+            ("client_id", &emu.client_id()),
+            ("client_secret", &emu.client_secret()),
+        ])
+        .send()
+        .await
+        .expect("refresh request")
+}
+
+/// `events.insert` on the primary calendar with `access_token`: the status.
+pub async fn insert_status(emu: &Emulator, access_token: &str) -> u16 {
+    let url = format!("{}/calendars/primary/events", emu.calendar_api_url());
+    let event = serde_json::json!({
+        "summary": "Check",
+        "start": {"dateTime": "2031-01-02T09:00:00Z"},
+        "end": {"dateTime": "2031-01-02T09:15:00Z"},
+    });
+    let response = client().post(url).bearer_auth(access_token).json(&event).send().await;
+    response.expect("insert request").status().as_u16()
+}
+
+/// `POST /emulator/{path}` with a JSON body.
+pub async fn control(emu: &Emulator, path: &str, body: Value) -> (u16, Value) {
+    let url = format!("{}/emulator/{path}", emu.base_url());
+    json_of(
+        client()
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("control request"),
+    )
+    .await
+}
+
 /// Signs in `request` and returns the token response JSON (asserting 200).
 pub async fn sign_in(emu: &Emulator, request: CodeRequest) -> Value {
     let response = exchange(emu, &emu.mint_code(request)).await;
