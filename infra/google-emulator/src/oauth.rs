@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{CodeRequest, SCOPE_OPENID};
 use crate::keys::{self, Signer};
-use crate::state::{CodeEntry, State, UserGrant, now, scope_string};
+use crate::state::{CodeEntry, State, UserGrant, normalise_scope, normalised_scopes, now, scope_string};
 
 pub const ID_TOKEN_ISSUER: &str = "https://accounts.google.com";
 
@@ -131,18 +131,25 @@ impl State {
         })
     }
 
-    pub(crate) fn refresh(&mut self, refresh_token: &str) -> Result<Issued, OAuthError> {
+    /// A refresh (RFC 6749 §6). With `scope`, the new access token carries
+    /// exactly those scopes, each of which must be granted (`email` and
+    /// `profile` stand for their `userinfo.*` scopes), else `invalid_scope`.
+    pub(crate) fn refresh(&mut self, refresh_token: &str, scope: Option<&str>) -> Result<Issued, OAuthError> {
         let sub = self
             .refresh_tokens
             .get(refresh_token)
             .cloned()
             .ok_or(OAuthError::invalid_grant("Token has been expired or revoked."))?;
         let profile = self.profile(&sub);
-        let scopes = self
+        let granted = self
             .users
             .get(&sub)
             .map(|grant| grant.scopes.clone())
             .unwrap_or_default();
+        let scopes = match scope.filter(|scope| !scope.trim().is_empty()) {
+            None => granted,
+            Some(requested) => narrow(&granted, requested)?,
+        };
         let access_token = self.mint_access_token(&sub, scopes.clone());
         let id_token = scopes.contains(SCOPE_OPENID).then(|| {
             let mut claims = self.id_token_claims_for(&profile);
@@ -206,6 +213,27 @@ impl State {
             Signer::Current | Signer::NoneAlg | Signer::Hs256WithPublicKey => self.current_key(),
         };
         keys::encode_jwt(header, claims, &key, signer)
+    }
+}
+
+/// The granted scopes a refresh's `scope` parameter asks for, named as the
+/// grant names them; `invalid_scope` when one of them is not granted.
+fn narrow(granted: &BTreeSet<String>, requested: &str) -> Result<BTreeSet<String>, OAuthError> {
+    let mut chosen = BTreeSet::new();
+    let mut missing = Vec::new();
+    for wanted in normalised_scopes(requested) {
+        match granted.iter().find(|scope| normalise_scope(scope) == wanted) {
+            Some(scope) => {
+                chosen.insert(scope.clone());
+            }
+            None => missing.push(wanted),
+        }
+    }
+    if missing.is_empty() {
+        Ok(chosen)
+    } else {
+        let description = format!("Some requested scopes were not granted: {}", missing.join(" "));
+        Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description))
     }
 }
 

@@ -68,7 +68,10 @@ fn grant(state: &mut state::State, headers: &HeaderMap, params: &Params) -> Resu
             let redirect_uri = param("redirect_uri")?;
             state.exchange_code(code, redirect_uri)
         }
-        Some("refresh_token") => state.refresh(param("refresh_token")?),
+        Some("refresh_token") => {
+            let scope = params.get("scope").map(String::as_str);
+            state.refresh(param("refresh_token")?, scope)
+        }
         Some(other) => {
             let description = format!("Invalid grant_type: {other}");
             return Err(OAuthError::new(
