@@ -1,6 +1,8 @@
 //! Emulator settings and the description of a user's sign-in (a code to mint).
 
-use serde::Deserialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::keys::random_token;
@@ -12,6 +14,35 @@ pub const SCOPE_PROFILE: &str = "https://www.googleapis.com/auth/userinfo.profil
 pub const SCOPE_CALENDAR: &str = "https://www.googleapis.com/auth/calendar";
 pub const SCOPE_CALENDAR_EVENTS: &str = "https://www.googleapis.com/auth/calendar.events";
 
+/// How long a consent screen in *Testing* lets a refresh token live.
+pub const TESTING_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The OAuth consent screen's publishing status (Google Cloud console).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishingStatus {
+    /// Refresh tokens live until revoked (or a time-limited grant ends).
+    #[default]
+    InProduction,
+    /// Every refresh token expires [`TESTING_REFRESH_TOKEN_LIFETIME`] after
+    /// the consent that issued it.
+    Testing,
+}
+
+impl std::str::FromStr for PublishingStatus {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "in_production" | "in-production" | "production" => Ok(Self::InProduction),
+            "testing" => Ok(Self::Testing),
+            other => Err(format!(
+                "unknown publishing status {other:?} (use in-production or testing)"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
     pub client_id: String,
@@ -22,6 +53,11 @@ pub struct EmulatorConfig {
     /// Runtime threads serving requests; 1 (a current-thread runtime) suits
     /// tests, the binary uses more for benchmarks.
     pub worker_threads: usize,
+    /// [`PublishingStatus::Testing`] gives every refresh token a 7-day life.
+    pub publishing_status: PublishingStatus,
+    /// In Testing, whether token responses carry `refresh_token_expires_in`
+    /// (Google does not document it either way; default: they do).
+    pub testing_announces_expiry: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -33,6 +69,8 @@ impl Default for EmulatorConfig {
             jwks_max_age_secs: 19800,
             access_token_ttl_secs: 3599,
             worker_threads: 1,
+            publishing_status: PublishingStatus::InProduction,
+            testing_announces_expiry: true,
         }
     }
 }
@@ -59,6 +97,11 @@ pub struct CodeRequest {
     /// Returned verbatim as `id_token` instead of a generated one (build it
     /// with [`crate::Emulator::sign_jwt`]); an empty string omits `id_token`.
     pub raw_id_token: Option<String>,
+    /// Time-based access: the user granted access for this long only. The
+    /// refresh token from this code dies after it (`invalid_grant`), and token
+    /// responses carry `refresh_token_expires_in` (remaining whole seconds,
+    /// rounded up). `None`: until the user removes access.
+    pub refresh_token_lifetime: Option<Duration>,
 }
 
 impl CodeRequest {
@@ -77,8 +120,15 @@ impl CodeRequest {
             redirect_uri: "postmessage".into(),
             id_token_claims: None,
             raw_id_token: None,
+            refresh_token_lifetime: None,
             sub,
         }
+    }
+
+    /// Time-based access: the refresh token lives `lifetime` from the exchange.
+    pub fn refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_token_lifetime = Some(lifetime);
+        self
     }
 
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
@@ -159,6 +209,8 @@ pub(crate) struct CodeRequestBody {
     redirect_uri: Option<String>,
     id_token_claims: Option<Value>,
     raw_id_token: Option<String>,
+    /// Time-based access, in seconds.
+    refresh_token_lifetime_secs: Option<u64>,
 }
 
 impl From<CodeRequestBody> for CodeRequest {
@@ -177,6 +229,7 @@ impl From<CodeRequestBody> for CodeRequest {
             redirect_uri: body.redirect_uri.unwrap_or(defaults.redirect_uri),
             id_token_claims: body.id_token_claims,
             raw_id_token: body.raw_id_token,
+            refresh_token_lifetime: body.refresh_token_lifetime_secs.map(Duration::from_secs),
             sub: defaults.sub,
         }
     }

@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/events", get(events))
         .route("/users/{sub}/revoke", post(revoke_user))
         .route("/users/{sub}/expire-access-tokens", post(expire_access_tokens))
+        .route("/users/{sub}/expire-refresh-tokens", post(expire_refresh_tokens))
         .route("/issued-secrets", get(issued_secrets))
         .route("/reset", post(reset))
 }
@@ -61,6 +62,7 @@ async fn config(State(shared): State<Shared>) -> Json<Value> {
         "current_kid": state.current_key().kid(),
         "risc_issuer": RISC_ISSUER,
         "risc_kid": keys::risc_key().kid(),
+        "publishing_status": state.config.publishing_status,
     }))
 }
 
@@ -168,6 +170,10 @@ async fn revoke_user(State(shared): State<Shared>, Path(sub): Path<String>) -> J
 async fn expire_access_tokens(State(shared): State<Shared>, Path(sub): Path<String>) -> Json<Value> {
     lock(&shared).expire_access_tokens(&sub);
     Json(json!({}))
+}
+
+async fn expire_refresh_tokens(State(shared): State<Shared>, Path(sub): Path<String>) -> Json<Value> {
+    Json(json!({"expired": lock(&shared).expire_refresh_tokens(&sub)}))
 }
 
 async fn issued_secrets(State(shared): State<Shared>) -> Json<Value> {

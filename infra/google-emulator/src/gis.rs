@@ -10,8 +10,17 @@
 //! returns a refresh token, exactly as for codes minted through the control
 //! API. The code is posted to the opener addressed to the origin the request
 //! named (a well-formed `http(s)` origin, checked here), never to `*`.
+//!
+//! For offline requests the screen also asks how long access lasts, like
+//! Google's time-based access: radio buttons `name="access_duration"` with
+//! the ids `duration-until-removed` (value `""`, the default), `duration-1h`
+//! (`3600`), `duration-1d` (`86400`) and `duration-7d` (`604800`). Allow
+//! accepts any whole number of seconds from 1 to [`MAX_ACCESS_DURATION_SECS`]
+//! there; the code's refresh token then dies after that long
+//! ([`CodeRequest::refresh_token_lifetime`]).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +29,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::{CodeRequest, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE};
+use crate::config::{
+    CodeRequest, PublishingStatus, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE,
+};
 use crate::server::{Shared, lock};
 
 /// An account offered on the emulator's consent screen.
@@ -62,6 +73,18 @@ pub const TEST_ACCOUNTS: [TestAccount; 4] = [
 
 /// Scopes every sign-in includes: shown, but not optional (as on Google's screen).
 const BASIC_SCOPES: [&str; 3] = [SCOPE_OPENID, SCOPE_EMAIL, SCOPE_PROFILE];
+
+/// The longest time-based access Allow accepts (400 days).
+pub const MAX_ACCESS_DURATION_SECS: u64 = 400 * 24 * 3600;
+
+/// The time-based access choices the consent screen offers: element id,
+/// seconds (`""`: until the user removes access), label.
+const ACCESS_DURATIONS: [(&str, &str, &str); 4] = [
+    ("duration-until-removed", "", "Until you remove access"),
+    ("duration-1h", "3600", "For 1 hour"),
+    ("duration-1d", "86400", "For 1 day"),
+    ("duration-7d", "604800", "For 7 days"),
+];
 
 const CLIENT_JS: &str = include_str!("gis/client.js");
 const POPUP_JS: &str = include_str!("gis/popup.js");
@@ -113,7 +136,12 @@ pub(crate) async fn consent(State(shared): State<Shared>, headers: HeaderMap, Ra
     if own_origin(&headers).is_none() {
         return AuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid Host header.").into_response();
     }
-    page(StatusCode::OK, &consent_body(&request), &request.popup_data(None))
+    let testing = lock(&shared).config.publishing_status == PublishingStatus::Testing;
+    page(
+        StatusCode::OK,
+        &consent_body(&request, testing),
+        &request.popup_data(None),
+    )
 }
 
 /// `POST /o/oauth2/v2/auth`: Allow. Mints the code and posts it to the opener.
@@ -137,6 +165,19 @@ pub(crate) async fn approve(State(shared): State<Shared>, headers: HeaderMap, bo
     else {
         return AuthError::new(StatusCode::BAD_REQUEST, "invalid_request", "Choose an account.").into_response();
     };
+    let duration = params
+        .iter()
+        .find(|(name, _)| name == "access_duration")
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty());
+    let lifetime = match duration.map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(seconds)) if (1..=MAX_ACCESS_DURATION_SECS).contains(&seconds) => Some(Duration::from_secs(seconds)),
+        Some(_) => {
+            let description = format!("Invalid access_duration: whole seconds from 1 to {MAX_ACCESS_DURATION_SECS}.");
+            return AuthError::new(StatusCode::BAD_REQUEST, "invalid_request", &description).into_response();
+        }
+    };
     // Granular consent: the basic sign-in scopes always, others only when ticked.
     let ticked: BTreeSet<&str> = params
         .iter()
@@ -159,8 +200,10 @@ pub(crate) async fn approve(State(shared): State<Shared>, headers: HeaderMap, bo
         .include_granted_scopes(request.include_granted_scopes);
     code_request.picture = format!("{emulator}/gsi/avatars/{}.svg", account.sub);
     code_request.hd = account.hd.map(str::to_owned);
+    code_request.refresh_token_lifetime = lifetime;
 
     // What the code's exchange will report as granted (GIS puts it in `scope`).
+    state.end_expired_refresh_tokens();
     let mut scopes: BTreeSet<String> = granted.into_iter().collect();
     if request.include_granted_scopes
         && let Some(grant) = state.users.get(account.sub)
@@ -313,7 +356,7 @@ impl AuthRequest {
     }
 }
 
-fn consent_body(request: &AuthRequest) -> String {
+fn consent_body(request: &AuthRequest, testing: bool) -> String {
     let hinted = request.login_hint.as_deref().and_then(|hint| {
         TEST_ACCOUNTS
             .iter()
@@ -354,6 +397,30 @@ fn consent_body(request: &AuthRequest) -> String {
         }
         (true, true) => "access_type=offline and prompt=consent: a new refresh token comes with this code.",
     };
+    let testing_note = if testing && request.offline {
+        " This app's consent screen is in Testing: its refresh tokens expire 7 days after consent."
+    } else {
+        ""
+    };
+    // Time-based access: only an offline grant has a refresh token to end.
+    let durations = if request.offline {
+        let choices: String = ACCESS_DURATIONS
+            .iter()
+            .map(|(id, seconds, label)| {
+                let checked = if seconds.is_empty() { " checked" } else { "" };
+                format!(
+                    "<label class=\"duration\" for=\"{id}\"><input type=\"radio\" name=\"access_duration\" \
+                     id=\"{id}\" value=\"{seconds}\"{checked}><span>{label}</span></label>"
+                )
+            })
+            .collect();
+        format!(
+            "<fieldset id=\"access-duration\"><legend>How long may {origin} keep this access?</legend>{choices}</fieldset>",
+            origin = escape(&request.origin)
+        )
+    } else {
+        String::new()
+    };
     let details = [
         ("client_id", request.client_id.as_str()),
         ("origin", request.origin.as_str()),
@@ -376,8 +443,8 @@ fn consent_body(request: &AuthRequest) -> String {
          <p class=\"to\">to continue to <strong>{origin}</strong></p>\
          <form method=\"post\" action=\"{AUTH_PATH}\">{hidden}\
          <fieldset><legend>Choose an account</legend>{accounts}</fieldset>\
-         <fieldset><legend>{origin} wants to</legend>{scopes}</fieldset>\
-         <p class=\"note\">{refresh}</p>\
+         <fieldset><legend>{origin} wants to</legend>{scopes}</fieldset>{durations}\
+         <p class=\"note\">{refresh}{testing_note}</p>\
          <div class=\"actions\"><button type=\"button\" id=\"cancel\">Cancel</button>\
          <button type=\"submit\" id=\"allow\">Allow</button></div></form>\
          <details><summary>Request</summary><dl>{details}</dl></details>",

@@ -29,11 +29,11 @@ use serde_json::Value;
 
 pub use certs::RISC_ISSUER;
 pub use config::{
-    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID,
-    SCOPE_PROFILE,
+    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, PublishingStatus, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS,
+    SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, TESTING_REFRESH_TOKEN_LIFETIME,
 };
 pub use faults::{DEFAULT_BARRIER_TIMEOUT, Endpoint, Fault, FaultKind};
-pub use gis::{TEST_ACCOUNTS, TestAccount};
+pub use gis::{MAX_ACCESS_DURATION_SECS, TEST_ACCOUNTS, TestAccount};
 pub use keys::Signer;
 pub use oauth::ID_TOKEN_ISSUER;
 pub use state::{BarrierStats, Hits, RefreshHits, StoredEvent};
@@ -241,6 +241,13 @@ impl Emulator {
         lock(&self.shared).expire_access_tokens(sub);
     }
 
+    /// Ends the user's live refresh tokens now, as when time-based access
+    /// runs out: refreshes answer `invalid_grant` and the grant's scopes are
+    /// no longer granted. Returns how many refresh tokens ended.
+    pub fn expire_refresh_tokens(&self, sub: &str) -> usize {
+        lock(&self.shared).expire_refresh_tokens(sub)
+    }
+
     /// Every access token, refresh token and code ever issued, and the
     /// client secret: strings that must never show up in logs or tables.
     pub fn issued_secrets(&self) -> Vec<String> {
@@ -253,7 +260,8 @@ impl Emulator {
 
     /// Scopes Google currently considers granted by the user (sorted).
     pub fn granted_scopes(&self, sub: &str) -> Vec<String> {
-        let state = lock(&self.shared);
+        let mut state = lock(&self.shared);
+        state.end_expired_refresh_tokens();
         let grant = state.users.get(sub);
         grant
             .map(|grant| grant.scopes.iter().cloned().collect())

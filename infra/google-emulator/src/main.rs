@@ -1,7 +1,10 @@
-//! `google-emulator [--host 127.0.0.1] [--port 8085] [--client-id ID] [--client-secret S]`
+//! `google-emulator [--host 127.0.0.1] [--port 8085] [--client-id ID] [--client-secret S]
+//! [--publishing-status in-production|testing]`
 //!
 //! Environment fallbacks: `GOOGLE_EMULATOR_PORT`, `GOOGLE_CLIENT_ID`,
-//! `GOOGLE_CLIENT_SECRET`. Prints `google-emulator listening on http://HOST:PORT`
+//! `GOOGLE_CLIENT_SECRET`, `GOOGLE_EMULATOR_PUBLISHING_STATUS`.
+//! `--publishing-status testing` emulates a consent screen in Testing: every
+//! refresh token expires 7 days after consent. Prints `google-emulator listening on http://HOST:PORT`
 //! once ready; scripts wait for that line. Never logs tokens or the secret.
 
 use std::io::Write;
@@ -9,7 +12,7 @@ use std::process::ExitCode;
 
 use google_emulator::{Emulator, EmulatorConfig};
 
-const USAGE: &str = "usage: google-emulator [--host 127.0.0.1] [--port 8085] [--client-id ID] [--client-secret SECRET]";
+const USAGE: &str = "usage: google-emulator [--host 127.0.0.1] [--port 8085] [--client-id ID] [--client-secret SECRET] [--publishing-status in-production|testing]";
 
 struct Options {
     host: String,
@@ -25,6 +28,9 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
     }
     if let Some(secret) = env("GOOGLE_CLIENT_SECRET") {
         config.client_secret = secret;
+    }
+    if let Some(status) = env("GOOGLE_EMULATOR_PUBLISHING_STATUS") {
+        config.publishing_status = status.parse()?;
     }
     let mut host = "127.0.0.1".to_owned();
     let mut port = env("GOOGLE_EMULATOR_PORT").unwrap_or_else(|| "8085".to_owned());
@@ -45,6 +51,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             "--port" => port = value,
             "--client-id" => config.client_id = value,
             "--client-secret" => config.client_secret = value,
+            "--publishing-status" => config.publishing_status = value.parse()?,
             _ => return Err(format!("unknown argument {name}\n{USAGE}")),
         }
     }
@@ -85,6 +92,8 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use google_emulator::PublishingStatus;
+
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
@@ -96,6 +105,15 @@ mod tests {
         let options = parse_options(args(&["--host", "0.0.0.0", "--port=0", "--client-id", "cid"])).unwrap();
         assert_eq!((options.host.as_str(), options.port), ("0.0.0.0", 0));
         assert_eq!(options.config.client_id, "cid");
+    }
+
+    #[test]
+    fn publishing_status_flag() {
+        let options = parse_options(args(&["--publishing-status", "testing"])).unwrap();
+        assert_eq!(options.config.publishing_status, PublishingStatus::Testing);
+        let options = parse_options(args(&["--publishing-status=in-production"])).unwrap();
+        assert_eq!(options.config.publishing_status, PublishingStatus::InProduction);
+        assert!(parse_options(args(&["--publishing-status", "draft"])).is_err());
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::config::{CodeRequest, SCOPE_OPENID};
+use crate::config::{CodeRequest, PublishingStatus, SCOPE_OPENID, TESTING_REFRESH_TOKEN_LIFETIME};
 use crate::keys::{self, Signer};
-use crate::state::{CodeEntry, State, UserGrant, normalise_scope, normalised_scopes, now, scope_string};
+use crate::state::{CodeEntry, State, UserGrant, normalise_scope, normalised_scopes, now, now_ms, scope_string};
 
 pub const ID_TOKEN_ISSUER: &str = "https://accounts.google.com";
 
@@ -39,6 +39,8 @@ pub(crate) struct Issued {
     pub(crate) expires_in: u64,
     pub(crate) scopes: BTreeSet<String>,
     pub(crate) refresh_token: Option<String>,
+    /// Remaining life of a time-limited refresh token, in whole seconds.
+    pub(crate) refresh_token_expires_in: Option<u64>,
     pub(crate) id_token: Option<String>,
 }
 
@@ -56,6 +58,9 @@ impl Issued {
         if let Some(refresh_token) = &self.refresh_token {
             body["refresh_token"] = json!(refresh_token);
         }
+        if let Some(seconds) = self.refresh_token_expires_in {
+            body["refresh_token_expires_in"] = json!(seconds);
+        }
         body
     }
 }
@@ -69,6 +74,7 @@ impl State {
     }
 
     pub(crate) fn exchange_code(&mut self, code: &str, redirect_uri: &str) -> Result<Issued, OAuthError> {
+        self.end_expired_refresh_tokens();
         let entry = self
             .codes
             .get_mut(code)
@@ -100,11 +106,16 @@ impl State {
         grant.profile = request.clone();
 
         let refresh_token = wants_refresh.then(|| self.issue("1//0g", 72));
+        let mut refresh_token_expires_in = None;
         if let Some(token) = &refresh_token {
-            self.refresh_tokens.insert(token.clone(), sub.clone());
-            self.refresh_owners.insert(token.clone(), sub.clone());
-            if let Some(grant) = self.users.get_mut(&sub) {
-                grant.refresh_tokens.insert(token.clone());
+            let (lifetime, announce) = self.refresh_token_lifetime(&request);
+            let expires_at_ms = lifetime.map(|lifetime| {
+                let millis = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 4);
+                now_ms().saturating_add(millis)
+            });
+            self.add_refresh_token(token, &sub, expires_at_ms, announce);
+            if announce {
+                refresh_token_expires_in = expires_at_ms.map(remaining_secs);
             }
         }
         let access_token = self.mint_access_token(&sub, scopes.clone());
@@ -127,19 +138,40 @@ impl State {
             expires_in: self.config.access_token_ttl_secs,
             scopes,
             refresh_token,
+            refresh_token_expires_in,
             id_token,
         })
+    }
+
+    /// The life of a refresh token issued for `request`, and whether token
+    /// responses announce it (`refresh_token_expires_in`).
+    fn refresh_token_lifetime(&self, request: &CodeRequest) -> (Option<std::time::Duration>, bool) {
+        let chosen = request.refresh_token_lifetime;
+        match self.config.publishing_status {
+            PublishingStatus::InProduction => (chosen, chosen.is_some()),
+            PublishingStatus::Testing => {
+                let lifetime = chosen.map_or(TESTING_REFRESH_TOKEN_LIFETIME, |chosen| {
+                    chosen.min(TESTING_REFRESH_TOKEN_LIFETIME)
+                });
+                (Some(lifetime), chosen.is_some() || self.config.testing_announces_expiry)
+            }
+        }
     }
 
     /// A refresh (RFC 6749 §6). With `scope`, the new access token carries
     /// exactly those scopes, each of which must be granted (`email` and
     /// `profile` stand for their `userinfo.*` scopes), else `invalid_scope`.
     pub(crate) fn refresh(&mut self, refresh_token: &str, scope: Option<&str>) -> Result<Issued, OAuthError> {
-        let sub = self
+        self.end_expired_refresh_tokens();
+        let entry = self
             .refresh_tokens
             .get(refresh_token)
-            .cloned()
             .ok_or(OAuthError::invalid_grant("Token has been expired or revoked."))?;
+        let sub = entry.sub.clone();
+        let refresh_token_expires_in = entry
+            .expires_at_ms
+            .filter(|_| entry.announce_expiry)
+            .map(remaining_secs);
         let profile = self.profile(&sub);
         let granted = self
             .users
@@ -161,6 +193,7 @@ impl State {
             expires_in: self.config.access_token_ttl_secs,
             scopes,
             refresh_token: None,
+            refresh_token_expires_in,
             id_token,
         })
     }
@@ -235,6 +268,12 @@ fn narrow(granted: &BTreeSet<String>, requested: &str) -> Result<BTreeSet<String
         let description = format!("Some requested scopes were not granted: {}", missing.join(" "));
         Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description))
     }
+}
+
+/// Whole seconds left until `expires_at_ms`, rounded up (0 once past).
+fn remaining_secs(expires_at_ms: i64) -> u64 {
+    let left = expires_at_ms.saturating_sub(now_ms()).max(0);
+    u64::try_from(left).unwrap_or(0).div_ceil(1000)
 }
 
 /// Merges `overrides` into `claims`; a `null` override removes the claim.

@@ -68,6 +68,16 @@ pub(crate) struct UserGrant {
     pub(crate) profile: CodeRequest,
 }
 
+/// A live refresh token.
+pub(crate) struct RefreshEntry {
+    pub(crate) sub: String,
+    /// Epoch milliseconds after which the token is dead (time-based access,
+    /// or a consent screen in Testing).
+    pub(crate) expires_at_ms: Option<i64>,
+    /// Token responses carry `refresh_token_expires_in` for this token.
+    pub(crate) announce_expiry: bool,
+}
+
 pub(crate) struct AccessEntry {
     pub(crate) sub: String,
     pub(crate) scopes: BTreeSet<String>,
@@ -82,8 +92,10 @@ pub(crate) struct State {
     pub(crate) rotated: bool,
     pub(crate) codes: HashMap<String, CodeEntry>,
     pub(crate) users: HashMap<String, UserGrant>,
-    /// Live refresh tokens only (revoking removes them) → owner `sub`.
-    pub(crate) refresh_tokens: HashMap<String, String>,
+    /// Live refresh tokens only (revoking or expiry removes them).
+    pub(crate) refresh_tokens: HashMap<String, RefreshEntry>,
+    /// Time-limited refresh tokens by expiry, to end them when due.
+    pub(crate) refresh_expiries: BTreeSet<(i64, String)>,
     /// Every refresh token ever issued → its owner, for the refresh counters.
     pub(crate) refresh_owners: HashMap<String, String>,
     pub(crate) refresh_hits: RefreshHits,
@@ -107,6 +119,7 @@ impl State {
             codes: HashMap::new(),
             users: HashMap::new(),
             refresh_tokens: HashMap::new(),
+            refresh_expiries: BTreeSet::new(),
             refresh_owners: HashMap::new(),
             refresh_hits: RefreshHits::default(),
             refresh_hits_by_token: HashMap::new(),
@@ -142,6 +155,69 @@ impl State {
             .unwrap_or_default();
         let by_scope = self.refresh_hits.by_user_and_scope.entry(sub).or_default();
         *by_scope.entry(scope_key).or_default() += 1;
+    }
+
+    /// Stores a new live refresh token of `sub`.
+    pub(crate) fn add_refresh_token(&mut self, token: &str, sub: &str, expires_at_ms: Option<i64>, announce: bool) {
+        let entry = RefreshEntry {
+            sub: sub.to_owned(),
+            expires_at_ms,
+            announce_expiry: announce,
+        };
+        self.refresh_tokens.insert(token.to_owned(), entry);
+        self.refresh_owners.insert(token.to_owned(), sub.to_owned());
+        if let Some(at) = expires_at_ms {
+            self.refresh_expiries.insert((at, token.to_owned()));
+        }
+        if let Some(grant) = self.users.get_mut(sub) {
+            grant.refresh_tokens.insert(token.to_owned());
+        }
+    }
+
+    /// Ends every time-limited refresh token whose time has come. When a
+    /// user's last live refresh token ends this way, the grant ends with it
+    /// (its scopes are no longer granted), as when time-based access runs out.
+    pub(crate) fn end_expired_refresh_tokens(&mut self) {
+        let now = now_ms();
+        while let Some((at, _)) = self.refresh_expiries.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, token)) = self.refresh_expiries.pop_first() else {
+                break;
+            };
+            let Some(entry) = self.refresh_tokens.remove(&token) else {
+                continue;
+            };
+            if let Some(grant) = self.users.get_mut(&entry.sub) {
+                grant.refresh_tokens.remove(&token);
+                if grant.refresh_tokens.is_empty() {
+                    grant.scopes.clear();
+                }
+            }
+        }
+    }
+
+    /// Makes every live refresh token of the user expire now (the end of
+    /// time-based access, without waiting for it). Returns how many there were.
+    pub(crate) fn expire_refresh_tokens(&mut self, sub: &str) -> usize {
+        let tokens: Vec<String> = self
+            .users
+            .get(sub)
+            .map(|grant| grant.refresh_tokens.iter().cloned().collect())
+            .unwrap_or_default();
+        let now = now_ms();
+        for token in &tokens {
+            if let Some(entry) = self.refresh_tokens.get_mut(token) {
+                if let Some(at) = entry.expires_at_ms {
+                    self.refresh_expiries.remove(&(at, token.clone()));
+                }
+                entry.expires_at_ms = Some(now);
+                self.refresh_expiries.insert((now, token.clone()));
+            }
+        }
+        self.end_expired_refresh_tokens();
+        tokens.len()
     }
 
     /// Forgets users, tokens, events, faults, hits and rotations; the client
@@ -186,19 +262,27 @@ impl State {
         token
     }
 
-    pub(crate) fn live_refresh_tokens(&self, sub: &str) -> usize {
+    pub(crate) fn live_refresh_tokens(&mut self, sub: &str) -> usize {
+        self.end_expired_refresh_tokens();
         self.users.get(sub).map_or(0, |grant| grant.refresh_tokens.len())
     }
 
     /// Revokes the user's whole grant for our client, as Google does when any
     /// of its tokens is revoked. Returns whether there was anything to revoke.
     pub(crate) fn revoke_user(&mut self, sub: &str) -> bool {
+        self.end_expired_refresh_tokens();
         let Some(grant) = self.users.get_mut(sub) else {
             return false;
         };
         let had_tokens = !grant.refresh_tokens.is_empty();
         for token in std::mem::take(&mut grant.refresh_tokens) {
-            self.refresh_tokens.remove(&token);
+            if let Some(RefreshEntry {
+                expires_at_ms: Some(at),
+                ..
+            }) = self.refresh_tokens.remove(&token)
+            {
+                self.refresh_expiries.remove(&(at, token));
+            }
         }
         grant.scopes.clear();
         let before = self.access_tokens.len();
@@ -208,10 +292,11 @@ impl State {
 
     /// Revokes the grant behind a refresh or access token.
     pub(crate) fn revoke_token(&mut self, token: &str) -> bool {
+        self.end_expired_refresh_tokens();
         let owner = self
             .refresh_tokens
             .get(token)
-            .cloned()
+            .map(|entry| entry.sub.clone())
             .or_else(|| self.access_tokens.get(token).map(|entry| entry.sub.clone()));
         match owner {
             Some(sub) => self.revoke_user(&sub),
@@ -235,6 +320,10 @@ impl State {
 
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The long name of a scope Google also accepts by a short one: `email` and
