@@ -43,6 +43,17 @@ impl std::str::FromStr for PublishingStatus {
     }
 }
 
+/// A phone app of the same Google Cloud project, and how its ID tokens name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppPlatform {
+    /// Credential Manager / Google Identity on Android with the web client as
+    /// server client: `aud` = the web client, `azp` = the Android client.
+    Android,
+    /// GoogleSignIn on iOS: `aud` = `azp` = the iOS client.
+    Ios,
+}
+
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
     pub client_id: String,
@@ -102,6 +113,10 @@ pub struct CodeRequest {
     /// responses carry `refresh_token_expires_in` (remaining whole seconds,
     /// rounded up). `None`: until the user removes access.
     pub refresh_token_lifetime: Option<Duration>,
+    /// A phone app's server auth code: the app's own client ID, named as
+    /// `azp` by the exchange's ID token (`aud` stays the web client). Such
+    /// codes are redeemed with `redirect_uri=""` (see [`Self::app`]).
+    pub app_client_id: Option<String>,
 }
 
 impl CodeRequest {
@@ -121,6 +136,7 @@ impl CodeRequest {
             id_token_claims: None,
             raw_id_token: None,
             refresh_token_lifetime: None,
+            app_client_id: None,
             sub,
         }
     }
@@ -128,6 +144,15 @@ impl CodeRequest {
     /// Time-based access: the refresh token lives `lifetime` from the exchange.
     pub fn refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.refresh_token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// A server auth code as an Android or iOS app gets it for the web client
+    /// (`serverClientId`): redeemable with `redirect_uri=""`, and the ID token
+    /// of its exchange has `aud` = the web client, `azp` = `app_client_id`.
+    pub fn app(mut self, app_client_id: impl Into<String>) -> Self {
+        self.app_client_id = Some(app_client_id.into());
+        self.redirect_uri = String::new();
         self
     }
 
@@ -211,6 +236,8 @@ pub(crate) struct CodeRequestBody {
     raw_id_token: Option<String>,
     /// Time-based access, in seconds.
     refresh_token_lifetime_secs: Option<u64>,
+    /// A phone app's server auth code; `redirect_uri` then defaults to "".
+    app_client_id: Option<String>,
 }
 
 impl From<CodeRequestBody> for CodeRequest {
@@ -226,10 +253,17 @@ impl From<CodeRequestBody> for CodeRequest {
             offline: body.offline.unwrap_or(defaults.offline),
             consent: body.consent.unwrap_or(defaults.consent),
             include_granted_scopes: body.include_granted_scopes.unwrap_or(defaults.include_granted_scopes),
-            redirect_uri: body.redirect_uri.unwrap_or(defaults.redirect_uri),
+            redirect_uri: body.redirect_uri.unwrap_or_else(|| {
+                if body.app_client_id.is_some() {
+                    String::new()
+                } else {
+                    defaults.redirect_uri
+                }
+            }),
             id_token_claims: body.id_token_claims,
             raw_id_token: body.raw_id_token,
             refresh_token_lifetime: body.refresh_token_lifetime_secs.map(Duration::from_secs),
+            app_client_id: body.app_client_id,
             sub: defaults.sub,
         }
     }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::certs::RISC_ISSUER;
-use crate::config::CodeRequestBody;
+use crate::config::{AppPlatform, CodeRequestBody};
 use crate::faults::{Fault, FaultBody};
 use crate::keys::{self, Signer};
 use crate::server::{Shared, lock};
@@ -82,11 +82,24 @@ async fn accounts() -> Json<Value> {
 struct IdTokenBody {
     sub: String,
     claims: Option<Value>,
+    /// With `app_client_id`: the ID token a phone app gets at sign-in.
+    platform: Option<AppPlatform>,
+    app_client_id: Option<String>,
 }
 
 async fn id_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, BadRequest> {
     let body = parse::<IdTokenBody>(&body)?;
-    let token = lock(&shared).id_token(&body.sub, body.claims.as_ref());
+    let state = lock(&shared);
+    let token = match (body.platform, body.app_client_id) {
+        (None, None) => state.id_token(&body.sub, body.claims.as_ref()),
+        (Some(platform), Some(app)) if !app.is_empty() => {
+            state.app_id_token(&body.sub, platform, &app, body.claims.as_ref())
+        }
+        _ => {
+            let reason = "\"platform\" and a non-empty \"app_client_id\" go together";
+            return Err(BadRequest(reason.to_owned()));
+        }
+    };
     Ok(Json(json!({"id_token": token})))
 }
 

@@ -29,8 +29,8 @@ use serde_json::Value;
 
 pub use certs::RISC_ISSUER;
 pub use config::{
-    CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, PublishingStatus, SCOPE_CALENDAR, SCOPE_CALENDAR_EVENTS,
-    SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, TESTING_REFRESH_TOKEN_LIFETIME,
+    AppPlatform, CodeRequest, DEFAULT_CLIENT_ID, EmulatorConfig, PublishingStatus, SCOPE_CALENDAR,
+    SCOPE_CALENDAR_EVENTS, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, TESTING_REFRESH_TOKEN_LIFETIME,
 };
 pub use faults::{DEFAULT_BARRIER_TIMEOUT, Endpoint, Fault, FaultKind};
 pub use gis::{MAX_ACCESS_DURATION_SECS, TEST_ACCOUNTS, TestAccount};
@@ -134,6 +134,14 @@ impl Emulator {
     /// Like [`Self::id_token`], with claims merged in (`null` removes one).
     pub fn id_token_with_claims(&self, sub: &str, overrides: Value) -> String {
         lock(&self.shared).id_token(sub, Some(&overrides))
+    }
+
+    /// An ID token as a phone app gets it at sign-in: for
+    /// [`AppPlatform::Android`] `aud` = the web client and `azp` =
+    /// `app_client_id`; for [`AppPlatform::Ios`] `aud` = `azp` = `app_client_id`.
+    /// (The same as [`Self::id_token_with_claims`] with those two claims.)
+    pub fn app_id_token(&self, sub: &str, platform: AppPlatform, app_client_id: &str) -> String {
+        lock(&self.shared).app_id_token(sub, platform, app_client_id, None)
     }
 
     /// The claims [`Self::id_token`] would sign, to tweak and sign yourself.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::config::{CodeRequest, PublishingStatus, SCOPE_OPENID, TESTING_REFRESH_TOKEN_LIFETIME};
+use crate::config::{AppPlatform, CodeRequest, PublishingStatus, SCOPE_OPENID, TESTING_REFRESH_TOKEN_LIFETIME};
 use crate::keys::{self, Signer};
 use crate::state::{CodeEntry, State, UserGrant, normalise_scope, normalised_scopes, now, now_ms, scope_string};
 
@@ -73,6 +73,9 @@ impl State {
         code
     }
 
+    /// Redeems a code. `redirect_uri` must equal the one the code was issued
+    /// for: `postmessage` for the web popup, `""` for a phone app's server
+    /// auth code.
     pub(crate) fn exchange_code(&mut self, code: &str, redirect_uri: &str) -> Result<Issued, OAuthError> {
         self.end_expired_refresh_tokens();
         let entry = self
@@ -127,6 +130,11 @@ impl State {
             None => {
                 let mut claims = self.id_token_claims_for(&request);
                 claims["at_hash"] = json!(keys::at_hash(&access_token));
+                // A phone app's server auth code: issued to the web client
+                // (`aud`) for the app (`azp`).
+                if let Some(app) = &request.app_client_id {
+                    claims["azp"] = json!(app);
+                }
                 if let Some(overrides) = &request.id_token_claims {
                     apply_overrides(&mut claims, overrides);
                 }
@@ -233,6 +241,25 @@ impl State {
     /// A valid ID token for the user's latest sign-in, with optional overrides.
     pub(crate) fn id_token(&self, sub: &str, overrides: Option<&Value>) -> String {
         let mut claims = self.id_token_claims_for(&self.profile(sub));
+        if let Some(overrides) = overrides {
+            apply_overrides(&mut claims, overrides);
+        }
+        self.sign_id_token(&claims)
+    }
+
+    /// An ID token as a phone app gets it at sign-in (see [`AppPlatform`]).
+    pub(crate) fn app_id_token(
+        &self,
+        sub: &str,
+        platform: AppPlatform,
+        app_client_id: &str,
+        overrides: Option<&Value>,
+    ) -> String {
+        let mut claims = self.id_token_claims_for(&self.profile(sub));
+        claims["azp"] = json!(app_client_id);
+        if platform == AppPlatform::Ios {
+            claims["aud"] = json!(app_client_id);
+        }
         if let Some(overrides) = overrides {
             apply_overrides(&mut claims, overrides);
         }

@@ -65,7 +65,8 @@ fn grant(state: &mut state::State, headers: &HeaderMap, params: &Params) -> Resu
     let issued = match params.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = param("code")?;
-            let redirect_uri = param("redirect_uri")?;
+            // Present but empty is how a phone app's server auth code is redeemed.
+            let redirect_uri = params.get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
             state.exchange_code(code, redirect_uri)
         }
         Some("refresh_token") => {
