@@ -264,3 +264,65 @@ async fn rotation_publishes_new_and_previous_key() {
     let (_, jwks) = get_json(&emu.jwks_url()).await;
     assert!(!verifies_with(&old_token, &jwks), "two rotations retire the first key");
 }
+
+#[tokio::test]
+async fn revoking_any_token_ends_every_token_of_the_grant() {
+    let emu = start().await;
+    let first = sign_in(
+        &emu,
+        CodeRequest::new("u1").scopes([SCOPE_OPENID, SCOPE_CALENDAR_EVENTS]),
+    )
+    .await;
+    let second = sign_in(&emu, CodeRequest::new("u1").consent(true)).await;
+    let other = sign_in(&emu, CodeRequest::new("u2").scopes([SCOPE_CALENDAR_EVENTS])).await;
+    let first_refresh = first["refresh_token"].as_str().unwrap();
+    let second_refresh = second["refresh_token"].as_str().unwrap();
+    let (_, narrowed) = json_of(refresh_scoped(&emu, second_refresh, SCOPE_CALENDAR_EVENTS).await).await;
+    let access_tokens = [&first, &second, &narrowed].map(|body| body["access_token"].as_str().unwrap().to_owned());
+    assert_eq!(insert_status(&emu, &access_tokens[2]).await, 200);
+    assert_eq!(emu.user_refresh_tokens_live("u1"), 2);
+
+    // Revoking the second refresh token ends the first one and every access token too.
+    let response = client()
+        .post(emu.revoke_url())
+        .form(&[("token", second_refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for refresh_token in [first_refresh, second_refresh] {
+        let (status, body) = json_of(refresh(&emu, refresh_token).await).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    }
+    for token in &access_tokens {
+        assert_eq!(insert_status(&emu, token).await, 401);
+    }
+    assert!(emu.granted_scopes("u1").is_empty());
+    // Another user's grant is untouched.
+    assert_eq!(insert_status(&emu, other["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        refresh(&emu, other["refresh_token"].as_str().unwrap()).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_ends_every_refresh_token_of_the_grant() {
+    let emu = start().await;
+    let first = sign_in(&emu, CodeRequest::new("u1")).await;
+    let second = sign_in(&emu, CodeRequest::new("u1").consent(true)).await;
+    let response = client()
+        .post(emu.revoke_url())
+        .form(&[("token", first["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for body in [&first, &second] {
+        assert_eq!(
+            refresh(&emu, body["refresh_token"].as_str().unwrap()).await.status(),
+            400
+        );
+    }
+    assert_eq!(emu.user_refresh_tokens_live("u1"), 0);
+}
