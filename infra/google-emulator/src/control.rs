@@ -1,7 +1,29 @@
 //! `/emulator/...`: the library API over HTTP, for scripts driving the binary.
 //!
 //! Bodies are parsed as JSON whatever their `Content-Type`, so a bare
-//! `curl -d '{...}'` works.
+//! `curl -d '{...}'` works. A body the emulator cannot act on is answered 400
+//! `{"error": "<reason>"}`.
+//!
+//! | route | body → answer |
+//! |---|---|
+//! | `GET /emulator/config` | → `{client_id, client_secret, current_kid, risc_issuer, risc_kid, publishing_status}` (`"in_production"` or `"testing"`) |
+//! | `POST /emulator/codes` | [`crate::CodeRequest`] as JSON: `{sub, email?, email_verified?, name?, picture?, hd?, scopes?, offline?, consent?, include_granted_scopes?, redirect_uri?, id_token_claims?, raw_id_token?, refresh_token_lifetime_secs?, app_client_id?}` → `{code}`. `refresh_token_lifetime_secs`: time-based access (the exchange and each refresh answer `refresh_token_expires_in`; `invalid_grant` after it). `app_client_id`: a phone app's server auth code (`redirect_uri` then defaults to `""`; the exchange's ID token has `aud` = web client, `azp` = the app) |
+//! | `GET /emulator/accounts` | → the consent popup's test accounts |
+//! | `POST /emulator/id-token` | `{sub, claims?, platform?, app_client_id?}` → `{id_token}`; with `platform` `"android"` (`aud` = web client, `azp` = app) or `"ios"` (`aud` = `azp` = app) and `app_client_id`, the ID token a phone app gets at sign-in; `claims` are merged last (`null` removes one) |
+//! | `POST /emulator/sign` | `{header, claims, signer}` → `{jwt}` |
+//! | `POST /emulator/risc` | `{event_type, sub}` → `{set, jti}` |
+//! | `POST /emulator/faults` | `{endpoint, kind, count?, calendar?, ...}` → `{}`; `endpoint`: `token`, `jwks`, `revoke`, `calendar_insert`, `calendar_get`, `risc_jwks`; `kind`: `status` (`status`, `body?`, `retry_after?`), `latency` (`latency_ms`), `drop_before`, `drop_after`, `barrier` (`parties`, `timeout_ms?` default 15000; `count` defaults to `parties`: each request is held until `parties` of them are in flight, see [`crate::FaultKind::Barrier`]) |
+//! | `GET /emulator/hits` | → requests per endpoint ([`crate::Hits`], numbers only) |
+//! | `GET /emulator/hits/refreshes` | → `{"by_user": {sub: n}, "by_user_and_scope": {sub: {scope: n}}}` ([`crate::RefreshHits`]; scope `""` = a refresh without `scope`) |
+//! | `GET /emulator/barriers` | → `{"released": n, "broken": n}` ([`crate::BarrierStats`]) |
+//! | `POST /emulator/hits/reset` | → `{}`; zeroes hits, refresh counts and barrier counts |
+//! | `POST /emulator/keys/rotate` | → `{kid}` |
+//! | `GET /emulator/events?sub=&calendarId=` | → the stored events |
+//! | `POST /emulator/users/{sub}/revoke` | → `{revoked}`: the whole grant, as Google's `/revoke` does |
+//! | `POST /emulator/users/{sub}/expire-access-tokens` | → `{}` |
+//! | `POST /emulator/users/{sub}/expire-refresh-tokens` | → `{expired: n}`: time-based access ends now (refreshes get `invalid_grant`, the scopes are no longer granted) |
+//! | `GET /emulator/issued-secrets` | → every token, code and the client secret issued |
+//! | `POST /emulator/reset` | → `{}` |
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};

@@ -5,8 +5,30 @@
 //! injection and hit counters.
 //!
 //! Tests start one per test in-process ([`Emulator::start`]); scripts run the
-//! `google-emulator` binary and drive it through `/emulator/...` (see
-//! `control.rs`). Dropping an [`Emulator`] stops its server.
+//! `google-emulator` binary and drive it through `/emulator/...` (every
+//! control route, with its body and answer, is listed in `control.rs`).
+//! Dropping an [`Emulator`] stops its server.
+//!
+//! Google behaviours beyond the basic code flow:
+//! - **time-based access**: a code with [`CodeRequest::refresh_token_lifetime`]
+//!   (or the consent popup's "how long" choice) gives a refresh token that
+//!   dies after that long; the exchange and every refresh with it carry
+//!   `refresh_token_expires_in`, and after it the token endpoint answers
+//!   `invalid_grant`. [`PublishingStatus::Testing`] gives every refresh token
+//!   7 days. [`Emulator::expire_refresh_tokens`] ends such access at once;
+//! - **scope on refresh** (RFC 6749 §6): `scope` on a refresh asks for a
+//!   subset of the grant (`email`/`profile` ≡ their `userinfo.*` scopes),
+//!   else 400 `invalid_scope`; the access token carries exactly that subset
+//!   and Calendar checks the token's own scopes;
+//! - **apps on phones**: [`CodeRequest::app`] mints a server auth code
+//!   redeemed with `redirect_uri=""` whose ID token has `aud` = the web client
+//!   and `azp` = the app; [`Emulator::app_id_token`] mints the ID tokens
+//!   Android and iOS apps get at sign-in;
+//! - **revocation** of any refresh or access token ends the user's whole
+//!   grant: every refresh and access token of it;
+//! - **concurrency**: [`Fault::barrier`] answers requests only once N of them
+//!   are in flight at once; [`Emulator::refreshes_of`] and
+//!   [`Emulator::refresh_hits`] count refreshes per user (and per scope).
 
 mod calendar;
 mod certs;
