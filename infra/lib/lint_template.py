@@ -17,9 +17,10 @@ action or an impossible architecture would only fail at `sam deploy`. This scrip
    (the one place where what each function's code calls is written down, with the
    suppressions and their reasons), and the template's own rules: every statement that
    allows a cryptographic KMS operation carries a kms:EncryptionContext:* condition,
-   refresh-token statements require `sub` in the context, route throttling settings name
-   real routes, an SQS event source's queue has a visibility timeout of at least its
-   function's timeout;
+   token statements require `sub` in the context, the key policy lets only this stack's
+   function roles (one RolePath naming the stack's unique id, matched by aws:PrincipalArn)
+   use the key outside DynamoDB, route throttling settings name real routes, an SQS event
+   source's queue has a visibility timeout of at least its function's timeout;
 5. checks that parameter defaults and samconfig.toml's values pass the template's own
    AllowedPattern/AllowedValues/MinValue/MaxValue (placeholders, containing
    "replace-me", must fail them, so that they cannot be deployed by mistake);
@@ -565,17 +566,19 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
                 allowed = keys.get("kms:encryptioncontextkeys", {}).get("ForAllValues:StringEquals")
                 if not allowed or "sub" not in as_list(allowed):
                     report("TOKEN_CONTEXT_KEYS", policy.resource, sid, where,
-                           "refresh-token statement: list the context keys, `sub` among them, in "
+                           "token statement: list the context keys, `sub` among them, in "
                            "ForAllValues:StringEquals kms:EncryptionContextKeys")
                 sub = keys.get("kms:encryptioncontext:sub", {})
                 if str(sub.get("Null")).lower() != "false" and not any(op.startswith("String") for op in sub):
                     report("TOKEN_CONTEXT_WITHOUT_SUB", policy.resource, sid, where,
-                           'refresh-token statement: require `sub` ("Null": {"kms:EncryptionContext:sub": "false"})')
+                           'token statement: require `sub` ("Null": {"kms:EncryptionContext:sub": "false"})')
             if policy.kind == "resource":
                 principal = st.get("Principal")
                 for p in as_list(principal.get("AWS") if isinstance(principal, dict) else principal):
                     if p == "*" and not keys:
                         report("ANY_PRINCIPAL", policy.resource, sid, where, "allows any principal without a condition")
+
+    key_policy_principals(cfn, crypto, report)
 
     # Throttling settings must name routes of the API (a deploy fails otherwise).
     routes_by_api: dict[str, set[str]] = {}
@@ -610,6 +613,67 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
             if isinstance(vt, int) and isinstance(timeout, int) and vt < timeout:
                 report("VISIBILITY_BELOW_TIMEOUT", logical, None, f"{logical}/Events/{name}",
                        f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
+
+
+def key_policy_principals(cfn: dict[str, Any], crypto: set[str], report: Any) -> None:
+    """Who may use the key for the application's own tokens. Every function role lives
+    under one IAM path of this stack alone (its unique id in it: the name alone is shared by
+    a stack of the same name in another Region), and every key policy statement that allows
+    a cryptographic operation is either DynamoDB's own (kms:ViaService and the table's
+    context) or limited by aws:PrincipalArn to the roles under that path. So a role of the
+    account with kms:Decrypt on "*" in its IAM policy still cannot decrypt a token."""
+    resolver = Resolver(cfn)
+    resources = cfn.get("Resources") or {}
+    stack_uuid = PSEUDO["AWS::StackId"].rsplit("/", 1)[-1]
+    paths: dict[str, str] = {}
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::Function":
+            continue
+        found = role_of(cfn, logical)
+        if not found:
+            continue
+        role_name, role = found
+        try:
+            path = resolver.value((role.get("Properties") or {}).get("Path", "/"))
+        except Unresolvable as e:
+            report("FUNCTION_ROLE_PATH", role_name, None, f"{role_name}/Path", f"cannot resolve: {e}")
+            continue
+        paths[role_name] = path
+        if not isinstance(path, str) or stack_uuid not in path.split("/"):
+            report("FUNCTION_ROLE_PATH", role_name, None, f"{role_name}/Path",
+                   f"{path!r} is not a path of this stack alone: name the stack's unique id "
+                   "(from AWS::StackId) in the function's RolePath")
+    if len(set(paths.values())) > 1:
+        report("FUNCTION_ROLE_PATH", "*", None, "function roles",
+               f"the function roles are under different paths: {sorted(set(paths.values()))}")
+    allowed = {f"arn:aws:iam::{ACCOUNT}:role{p}*" for p in paths.values()}
+
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::KMS::Key":
+            continue
+        for st in statements((res.get("Properties") or {}).get("KeyPolicy")):
+            sid = st.get("Sid")
+            where = f"{logical}/KeyPolicy (Sid {sid})"
+            actions = {a for action in as_list(st.get("Action")) if isinstance(action, str) for a in expand(action)}
+            if st.get("Effect") != "Allow" or not actions & crypto:
+                continue
+            keys = condition_keys(st)
+            if "kms:viaservice" in keys and "kms:encryptioncontext:aws:dynamodb:tablename" in keys:
+                continue  # DynamoDB's use of the key for the table, through DynamoDB only
+            arns = {op: v for op, v in keys.get("aws:principalarn", {}).items() if op in ("ArnLike", "ArnEquals")}
+            if not arns:
+                report("KEY_POLICY_BEYOND_FUNCTIONS", logical, sid, where,
+                       "allows a cryptographic operation to principals beyond this stack's function roles: "
+                       "add ArnLike aws:PrincipalArn for the roles under the functions' RolePath")
+                continue
+            try:
+                values = {str(v) for block in arns.values() for v in as_list(resolver.value(block))}
+            except Unresolvable as e:
+                report("KEY_POLICY_BEYOND_FUNCTIONS", logical, sid, where, f"cannot resolve aws:PrincipalArn: {e}")
+                continue
+            if not allowed or not values <= allowed:
+                report("KEY_POLICY_BEYOND_FUNCTIONS", logical, sid, where,
+                       f"aws:PrincipalArn {sorted(values)} is not the function roles' path {sorted(allowed)}")
 
 
 # ------------------------------------------------------------------ expectations
