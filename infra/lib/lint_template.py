@@ -293,7 +293,9 @@ class Resolver:
         ref = self.ref(name)
         arns = {
             ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{ref}",
-            ("AWS::DynamoDB::Table", "StreamArn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{ref}/stream/2026-01-01T00:00:00.000",
+            # A real stream label is a timestamp with colons (2026-01-01T00:00:00.000);
+            # parliament splits ARNs on ':' and would misread it, so this one has none.
+            ("AWS::DynamoDB::Table", "StreamArn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{ref}/stream/2026-01-01T00-00-00.000",
             ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.physical(name)}",
             ("AWS::SQS::Queue", "QueueName"): self.physical(name),
             ("AWS::SQS::Queue", "QueueUrl"): ref,
@@ -596,23 +598,110 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
                 if key not in routes_by_api.get(logical, set()):
                     report("UNKNOWN_ROUTE", logical, None, f"{logical}/RouteSettings", f'"{key}" is not a route of this API')
 
-    # An SQS event source needs a visibility timeout at least the function's timeout.
+    # An SQS event source needs a visibility timeout at least the function's timeout: a SAM
+    # `Type: SQS` event or an AWS::Lambda::EventSourceMapping of the template.
+    sam_resources = sam.get("Resources") or {}
     globals_timeout = ((sam.get("Globals") or {}).get("Function") or {}).get("Timeout", 3)
-    for logical, res in (sam.get("Resources") or {}).items():
-        if res.get("Type") != "AWS::Serverless::Function":
+
+    def getatt_name(v: Any) -> str | None:
+        arg = v.get("Fn::GetAtt") if isinstance(v, dict) else None
+        return (arg[0] if isinstance(arg, list) else str(arg).split(".")[0]) if arg else None
+
+    sqs_sources = []  # (function, queue, where)
+    for logical, res in sam_resources.items():
+        props = res.get("Properties") or {}
+        if res.get("Type") == "AWS::Serverless::Function":
+            for name, ev in (props.get("Events") or {}).items():
+                if ev.get("Type") == "SQS":
+                    queue = getatt_name((ev.get("Properties") or {}).get("Queue"))
+                    sqs_sources.append((logical, queue, f"{logical}/Events/{name}"))
+        elif res.get("Type") == "AWS::Lambda::EventSourceMapping":
+            fn = props.get("FunctionName")
+            fn = fn.get("Ref") if isinstance(fn, dict) else fn
+            queue = getatt_name(props.get("EventSourceArn"))
+            if sam_resources.get(queue or "", {}).get("Type") == "AWS::SQS::Queue":
+                sqs_sources.append((fn, queue, logical))
+    for function, qname, where in sqs_sources:
+        timeout = ((sam_resources.get(function or "") or {}).get("Properties") or {}).get("Timeout", globals_timeout)
+        qres = sam_resources.get(qname or "", {})
+        vt = (qres.get("Properties") or {}).get("VisibilityTimeout", 30)
+        if isinstance(vt, int) and isinstance(timeout, int) and vt < timeout:
+            report("VISIBILITY_BELOW_TIMEOUT", function or where, None, where,
+                   f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
+
+    event_source_permissions(cfn, report)
+
+
+# What an event source mapping does with its function's role, by the source's kind.
+MAPPING_ACTIONS = {
+    "sqs": {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"},
+    "dynamodb": {"dynamodb:describestream", "dynamodb:getrecords", "dynamodb:getsharditerator"},
+}
+# The managed policies SAM attaches for event sources: on every queue or stream of the account.
+EVENT_SOURCE_MANAGED_POLICIES = {
+    "AWSLambdaSQSQueueExecutionRole", "AWSLambdaDynamoDBExecutionRole", "AWSLambdaKinesisExecutionRole",
+}
+
+
+def event_source_permissions(cfn: dict[str, Any], report: Any) -> None:
+    """Each event source mapping's function may read exactly its source (the queue, the
+    table's stream) and send to its on-failure destination, through statements on those ARNs;
+    the role holds no statement that reads any other queue or stream, and none of SAM's
+    managed event source policies."""
+    resolver = Resolver(cfn)
+    resources = cfn.get("Resources") or {}
+    needed: dict[str, set[tuple[str, str]]] = {}  # role -> {(action, resource)}
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::EventSourceMapping":
             continue
         props = res.get("Properties") or {}
-        timeout = props.get("Timeout", globals_timeout)
-        for name, ev in (props.get("Events") or {}).items():
-            if ev.get("Type") != "SQS":
-                continue
-            queue = (ev.get("Properties") or {}).get("Queue")
-            qname = queue.get("Fn::GetAtt", [None])[0] if isinstance(queue, dict) else None
-            qres = (sam.get("Resources") or {}).get(qname or "", {})
-            vt = (qres.get("Properties") or {}).get("VisibilityTimeout", 30)
-            if isinstance(vt, int) and isinstance(timeout, int) and vt < timeout:
-                report("VISIBILITY_BELOW_TIMEOUT", logical, None, f"{logical}/Events/{name}",
-                       f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
+        fn = props.get("FunctionName")
+        fn = fn.get("Ref") if isinstance(fn, dict) else fn
+        found = role_of(cfn, fn) if isinstance(fn, str) else None
+        if not found:
+            report("EVENT_SOURCE_PERMISSIONS", logical, None, logical, "its function has no role of this template")
+            continue
+        try:
+            source = resolver.value(props.get("EventSourceArn"))
+            destination = resolver.value(((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
+        except Unresolvable as e:
+            report("EVENT_SOURCE_PERMISSIONS", logical, None, logical, f"cannot resolve: {e}")
+            continue
+        service = str(source).split(":")[2] if str(source).startswith("arn:") else ""
+        pairs = needed.setdefault(found[0], set())
+        pairs |= {(a, source) for a in MAPPING_ACTIONS.get(service, set())}
+        if isinstance(destination, str) and destination.startswith("arn:aws:sqs:"):
+            pairs.add(("sqs:sendmessage", destination))
+    read_actions = set().union(*MAPPING_ACTIONS.values())
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        props = res.get("Properties") or {}
+        for arn in props.get("ManagedPolicyArns") or []:
+            name = str(arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn).rsplit("/", 1)[-1]
+            if name in EVENT_SOURCE_MANAGED_POLICIES:
+                report("EVENT_SOURCE_PERMISSIONS", logical, None, f"{logical}/ManagedPolicyArns",
+                       f"{name} reads every queue or stream of the account: allow the mapping's own source instead")
+        granted: set[tuple[str, str]] = set()
+        for p in props.get("Policies") or []:
+            for st in statements(p.get("PolicyDocument")):
+                if st.get("Effect") != "Allow":
+                    continue
+                try:
+                    targets = [str(r) for r in as_list(resolver.value(st.get("Resource")))]
+                except Unresolvable:
+                    continue  # parliament reports it
+                actions = {a for action in as_list(st.get("Action")) if isinstance(action, str) for a in expand(action)}
+                sid = st.get("Sid") or p.get("PolicyName")
+                for a in actions & (read_actions | {"sqs:sendmessage"}):
+                    for r in targets:
+                        granted.add((a, r))
+                        if a in read_actions and (a, r) not in needed.get(logical, set()):
+                            report("EVENT_SOURCE_PERMISSIONS", logical, sid, f"{logical}/{p.get('PolicyName')} (Sid {sid})",
+                                   f"{a} on {r}, which is not the source of one of its function's event source mappings")
+        for a, r in sorted(needed.get(logical, set()) - granted):
+            report("EVENT_SOURCE_PERMISSIONS", logical, None, logical,
+                   f"its event source mapping needs {a} on {r}, which no statement allows")
 
 
 def key_policy_principals(cfn: dict[str, Any], crypto: set[str], report: Any) -> None:
