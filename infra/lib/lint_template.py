@@ -547,6 +547,10 @@ def condition_keys(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# The application's own encryption contexts: statement Sid -> its one purpose.
+TOKEN_PURPOSES = {"RefreshTokens": "refresh_token", "AccessTokens": "access_token"}
+
+
 def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppressions, result: Result) -> None:
     def report(issue: str, resource: str, sid: str | None, where: str, message: str) -> None:
         if not suppressions.match("rules", issue, resource, sid):
@@ -564,6 +568,12 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
             if actions & crypto and not any(k.startswith("kms:encryptioncontext:") for k in keys):
                 report("KMS_WITHOUT_ENCRYPTION_CONTEXT", policy.resource, sid, where,
                        "allows a cryptographic KMS operation without a kms:EncryptionContext:* condition")
+            if sid in TOKEN_PURPOSES:
+                purpose = keys.get("kms:encryptioncontext:purpose", {}).get("StringEquals")
+                if purpose != TOKEN_PURPOSES[sid]:
+                    report("TOKEN_PURPOSE", policy.resource, sid, where,
+                           f"statement {sid} is for purpose {TOKEN_PURPOSES[sid]!r} only "
+                           f'(StringEquals "kms:EncryptionContext:purpose"), not {purpose!r}')
             if "kms:encryptioncontext:purpose" in keys:
                 allowed = keys.get("kms:encryptioncontextkeys", {}).get("ForAllValues:StringEquals")
                 if not allowed or "sub" not in as_list(allowed):
