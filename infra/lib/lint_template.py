@@ -640,6 +640,30 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
                    f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
 
     event_source_permissions(cfn, report)
+    schedules(cfn, report)
+
+
+def schedules(cfn: dict[str, Any], report: Any) -> None:
+    """EventBridge Scheduler schedules: each run gets the input {} (any other input, such as
+    the sweeper's one-time backfill, is for a run started by hand), and a schedule's name is
+    generated or derived from the stack's (a fixed name clashes with the same schedule of
+    another stack in the account)."""
+    for logical, res in (cfn.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::Scheduler::Schedule":
+            continue
+        props = res.get("Properties") or {}
+        given = (props.get("Target") or {}).get("Input")
+        try:
+            parsed = json.loads(given) if isinstance(given, str) else None
+        except ValueError:
+            parsed = None
+        if parsed != {}:
+            report("SCHEDULE_INPUT", logical, None, f"{logical}/Target/Input",
+                   f"{given!r}: a scheduled run gets {{}}")
+        if isinstance(props.get("Name"), str):
+            report("SCHEDULE_NAME", logical, None, f"{logical}/Name",
+                   f"fixed name {props['Name']!r}: another stack in the account would clash with it "
+                   "(OmitName: true, or a name with the stack's)")
 
 
 # What an event source mapping does with its function's role, by the source's kind.
@@ -797,6 +821,51 @@ def grants(policies: list[PolicyDoc]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def index_reach(
+    cfn: dict[str, Any], role_name: str, policies: list[PolicyDoc], want: dict[str, list[str]], result: Result
+) -> None:
+    """Which of the template's table indexes each Query/Scan statement reaches (index ARNs
+    may be globs), against the expectations' `indexes`. Query on a table itself is refused:
+    the functions query indexes (and read items by key)."""
+    resolver = Resolver(cfn)
+    tables: dict[str, list[str]] = {}
+    for logical, res in (cfn.get("Resources") or {}).items():
+        if res.get("Type") == "AWS::DynamoDB::Table":
+            props = res.get("Properties") or {}
+            tables[resolver.getatt(logical, "Arn")] = [
+                i.get("IndexName") for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+                for i in props.get(key) or []
+            ]
+    got: dict[str, set[str]] = {}
+    for policy in policies:
+        for st in statements(policy.doc):
+            sid = statement_id(policy, st)
+            actions = {a for action in as_list(st.get("Action")) if isinstance(action, str) for a in expand(action)}
+            if not actions & {"dynamodb:query", "dynamodb:scan"}:
+                continue
+            try:
+                targets = [str(r) for r in as_list(resolver.value(st.get("Resource")))]
+            except Unresolvable:
+                continue  # parliament reports it
+            for target in targets:
+                table, _, index = target.partition("/index/")
+                if table not in tables:
+                    continue
+                if not index:
+                    if "dynamodb:query" in actions:
+                        result.add("expectations", f"{role_name} (Sid {sid})",
+                                   "Query on the table itself: the code queries indexes (and reads items by key)")
+                    continue
+                matched = {name for name in tables[table] if fnmatch.fnmatchcase(name, index)}
+                if not matched:
+                    result.add("expectations", f"{role_name} (Sid {sid})", f"index {index!r} matches no index of the table")
+                got.setdefault(sid, set()).update(matched)
+    for sid in sorted(set(got) | set(want)):
+        if got.get(sid, set()) != set(want.get(sid, [])):
+            result.add("expectations", f"{role_name} (Sid {sid})",
+                       f"reaches the indexes {sorted(got.get(sid, set()))}, expected {sorted(want.get(sid, []))}")
+
+
 def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result: Result) -> None:
     resources = cfn.get("Resources") or {}
     functions = expectations.get("functions") or {}
@@ -833,6 +902,7 @@ def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result
                     result.add("expectations", f"{role_name} (Sid {sid})", "wildcard action")
                 if "*" in as_list(st.get("Resource")):
                     result.add("expectations", f"{role_name} (Sid {sid})", 'Resource "*"')
+        index_reach(cfn, role_name, policies, want.get("indexes") or {}, result)
         managed = sorted(
             str(arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn).rsplit("/", 1)[-1]
             for arn in props.get("ManagedPolicyArns") or []
@@ -848,7 +918,33 @@ def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result
         want = {sid: sorted(a) for sid, a in want.items()}
         if got != want:
             result.add("expectations", name, f"grants {got}, expected {want}")
-    listed = set(expectations.get("managed_policies") or {})
+    schedule_roles = {}
+    for function, want in functions.items():
+        for role_name, policies in (want.get("schedule_roles") or {}).items():
+            schedule_roles[role_name] = function
+            role = resources.get(role_name)
+            if not role or role.get("Type") != "AWS::IAM::Role":
+                result.add("expectations", role_name, f"listed schedule role of {function} not in the template")
+                continue
+            props = role.get("Properties") or {}
+            trust = [p for st in statements(props.get("AssumeRolePolicyDocument"))
+                     for p in as_list((st.get("Principal") or {}).get("Service"))]
+            if trust != ["scheduler.amazonaws.com"]:
+                result.add("expectations", role_name, f"assumed by {trust}, expected EventBridge Scheduler only")
+            got = {}
+            for p in props.get("Policies") or []:
+                for st in statements(p.get("PolicyDocument")):
+                    got.setdefault(statement_id(PolicyDoc(role_name, p.get("PolicyName", "?"), "identity", None), st), []).extend(
+                        as_list(st.get("Action")))
+                    if st.get("Resource") != {"Fn::GetAtt": [function, "Arn"]}:
+                        result.add("expectations", role_name, f"allows {st.get('Action')} on {st.get('Resource')}, expected {function} only")
+            got = {k: sorted(v) for k, v in got.items()}
+            want_sorted = {k: sorted(v) for k, v in policies.items()}
+            if got != want_sorted:
+                result.add("expectations", role_name, f"grants {got}, expected {want_sorted}")
+            if props.get("ManagedPolicyArns"):
+                result.add("expectations", role_name, f"managed policies {props['ManagedPolicyArns']}, expected none")
+    listed = set(expectations.get("managed_policies") or {}) | set(schedule_roles)
     for k, v in resources.items():
         if v.get("Type") in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::Role") and k not in listed:
             if v.get("Type") == "AWS::IAM::Role" and any(

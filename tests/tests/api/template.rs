@@ -238,25 +238,33 @@ fn functions_are_arm64_al2023_cargo_lambda_builds_of_the_right_binary() {
     );
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
-    let indexes: BTreeMap<String, String> = table["GlobalSecondaryIndexes"]
+    // Index name -> its key attributes (HASH, then RANGE if any).
+    let indexes: BTreeMap<String, Vec<String>> = table["GlobalSecondaryIndexes"]
         .as_sequence()
         .expect("GlobalSecondaryIndexes")
         .iter()
         .map(|index| {
             assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
-            (
-                index["IndexName"].as_str().unwrap().to_owned(),
-                index["KeySchema"][0]["AttributeName"].as_str().unwrap().to_owned(),
-            )
+            let keys = index["KeySchema"]
+                .as_sequence()
+                .expect("KeySchema")
+                .iter()
+                .map(|key| key["AttributeName"].as_str().unwrap().to_owned())
+                .collect();
+            (index["IndexName"].as_str().unwrap().to_owned(), keys)
         })
         .collect();
     assert_eq!(
         indexes,
         BTreeMap::from([
-            ("refresh-token-hash".to_owned(), "refresh_token_hash".to_owned()),
+            ("refresh-token-hash".to_owned(), vec!["refresh_token_hash".to_owned()]),
             (
                 "refresh-token-prefix".to_owned(),
-                "refresh_token_prefix_hash".to_owned()
+                vec!["refresh_token_prefix_hash".to_owned()]
+            ),
+            (
+                "sweep-due".to_owned(),
+                vec!["sweep_bucket".to_owned(), "sweep_at".to_owned()]
             ),
         ])
     );
