@@ -641,6 +641,40 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
 
     event_source_permissions(cfn, report)
     schedules(cfn, report)
+    emf_alarms(cfn, report)
+
+
+EMF_NAMESPACE = "GoogleOfflineAccess"
+
+
+def emf_alarms(cfn: dict[str, Any], report: Any) -> None:
+    """An alarm on the functions' EMF counts must name the one dimension set they are
+    written under, Function = a function of this stack (a metric is identified by all its
+    dimensions: any other set names a metric that never has data, an alarm that never fires)."""
+    resources = cfn.get("Resources") or {}
+    functions = {k for k, v in resources.items() if v.get("Type") == "AWS::Lambda::Function"}
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = res.get("Properties") or {}
+        metrics = [(logical, props)] + [
+            (f"{logical}/Metrics/{m.get('Id')}", (m.get("MetricStat") or {}).get("Metric") or {})
+            for m in props.get("Metrics") or []
+        ]
+        for where, metric in metrics:
+            if metric.get("Namespace") != EMF_NAMESPACE:
+                continue
+            dims = metric.get("Dimensions") or []
+            ok = (
+                len(dims) == 1
+                and dims[0].get("Name") == "Function"
+                and isinstance(dims[0].get("Value"), dict)
+                and dims[0]["Value"].get("Ref") in functions
+            )
+            if not ok:
+                report("EMF_ALARM_DIMENSIONS", logical, None, where,
+                       f"{metric.get('MetricName')} is written with the one dimension Function = "
+                       f"a function's name (!Ref); {dims} names a metric without data")
 
 
 def schedules(cfn: dict[str, Any], report: Any) -> None:
