@@ -22,7 +22,7 @@ action or an impossible architecture would only fail at `sam deploy`. This scrip
    use the key outside DynamoDB, route throttling settings name real routes, an SQS event
    source's queue has a visibility timeout of at least its function's timeout;
 5. checks that parameter defaults and samconfig.toml's values pass the template's own
-   AllowedPattern/AllowedValues/MinValue/MaxValue (placeholders, containing
+   AllowedPattern/AllowedValues/MinValue/MaxValue and Rules (placeholders, containing
    "replace-me", must fail them, so that they cannot be deployed by mistake);
 6. applies each deliberate mistake of infra/template-fixtures.yaml to a copy of
    template.yaml and shows that the check it names finds it, so the check can never
@@ -1023,8 +1023,41 @@ def samconfig_parameters(path: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in overrides)
 
 
+def rule_value(v: Any, values: dict[str, str]) -> Any:
+    """The template's Rules, evaluated for parameter values (the functions Rules use here)."""
+    if isinstance(v, dict) and len(v) == 1:
+        (k, arg), = v.items()
+        if k == "Ref":
+            return values.get(arg, "")
+        if k == "Fn::Equals":
+            return str(rule_value(arg[0], values)) == str(rule_value(arg[1], values))
+        if k == "Fn::Not":
+            return not rule_value(arg[0], values)
+        if k == "Fn::And":
+            return all(rule_value(a, values) for a in arg)
+        if k == "Fn::Or":
+            return any(rule_value(a, values) for a in arg)
+        raise ValueError(f"{k} in Rules is not known to infra/lib/lint_template.py")
+    return v
+
+
+def rules_hold(sam: dict[str, Any], values: dict[str, str], where: str, result: Result) -> None:
+    for name, rule in (sam.get("Rules") or {}).items():
+        try:
+            if "RuleCondition" in rule and not rule_value(rule["RuleCondition"], values):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not rule_value(assertion.get("Assert"), values):
+                    result.add("parameters", f"{where}: Rules/{name}", str(assertion.get("AssertDescription", "assertion fails")))
+        except ValueError as e:
+            result.add("parameters", f"Rules/{name}", str(e))
+
+
 def parameters_check(sam: dict[str, Any], samconfig: Path | None, result: Result) -> None:
     params = sam.get("Parameters") or {}
+    defaults = {n: str(s["Default"]).lower() if isinstance(s.get("Default"), bool) else str(s.get("Default", DUMMY_PARAMETERS.get(n, "")))
+                for n, s in params.items()}
+    rules_hold(sam, defaults, "parameter defaults", result)
     for name, spec in params.items():
         if "Default" in spec:
             for p in parameter_problems(name, spec, spec["Default"]):
@@ -1036,6 +1069,7 @@ def parameters_check(sam: dict[str, Any], samconfig: Path | None, result: Result
             result.add("parameters", f"Parameters/{name}", "no Default and no dummy value in infra/lib/lint_template.py")
     if samconfig is None:
         return
+    rules_hold(sam, {**defaults, **samconfig_parameters(samconfig)}, samconfig.name, result)
     for name, value in samconfig_parameters(samconfig).items():
         where = f"{samconfig.name} parameter_overrides {name}"
         if name not in params:
