@@ -6,8 +6,10 @@ the SAM transform generates, so a bad attribute inside a function policy, an unk
 action or an impossible architecture would only fail at `sam deploy`. This script:
 
 1. transforms template.yaml offline with aws-sam-translator (the library the SAM CLI and
-   CloudFormation's transform use), with dummy parameter values and a placeholder S3
-   location for the code;
+   CloudFormation's transform use), after what AWS::LanguageExtensions does first, with
+   dummy parameter values and a placeholder S3 location for the code, in each setting of
+   SETTINGS (ordinary Lambda, and the request-serving functions on a Lambda Managed
+   Instances capacity provider): steps 2 to 4 run on both transformed templates;
 2. runs cfn-lint on the transformed template (and `sam validate --lint`, which lints the
    SAM file), and checkov on both files;
 3. checks every IAM policy document of the transformed template with parliament
@@ -20,13 +22,16 @@ action or an impossible architecture would only fail at `sam deploy`. This scrip
    token statements require `sub` in the context, the key policy lets only this stack's
    function roles (one RolePath naming the stack's unique id, matched by aws:PrincipalArn)
    use the key outside DynamoDB, route throttling settings name real routes, an SQS event
-   source's queue has a visibility timeout of at least its function's timeout;
+   source's queue has a visibility timeout of at least its function's timeout, each event
+   source mapping's role reads its own queue or stream only, schedules send {}, alarms on
+   the EMF counts name their dimension, every request-serving function (and only they) is
+   on the capacity provider when there is one;
 5. checks that parameter defaults and samconfig.toml's values pass the template's own
    AllowedPattern/AllowedValues/MinValue/MaxValue and Rules (placeholders, containing
    "replace-me", must fail them, so that they cannot be deployed by mistake);
 6. applies each deliberate mistake of infra/template-fixtures.yaml to a copy of
-   template.yaml and shows that the check it names finds it, so the check can never
-   silently stop checking.
+   template.yaml and shows that the check it names finds it (in the fixture's setting),
+   so the check can never silently stop checking.
 
 Usage: infra/lint-template [--no-fixtures | --fixtures-only] [--template PATH]
 Exit status 0 when template.yaml passes and every fixture is caught.
@@ -67,6 +72,15 @@ DUMMY_PARAMETERS = {
     "GoogleClientId": "123456789012-lintdummy.apps.googleusercontent.com",
     "GoogleClientSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:google-client-secret-AbCdEf",
 }
+# The template is checked as deployed in each of these settings (parameter values besides
+# the dummies and the defaults): ordinary Lambda, and the request-serving functions on a
+# Lambda Managed Instances capacity provider.
+SETTINGS = {
+    "ordinary": {},
+    "managed-instances": {
+        "CapacityProviderArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:capacity-provider:lint-dummy",
+    },
+}
 PLACEHOLDER_MARK = "replace-me"
 CODE_PLACEHOLDER = "s3://lint-placeholder-bucket/code.zip"
 
@@ -88,6 +102,7 @@ class Problem:
 class Result:
     problems: list[Problem] = field(default_factory=list)
     cfn: dict[str, Any] | None = None
+    suppressions_used: set[int] = field(default_factory=set)
 
     def add(self, stage: str, where: str, message: str) -> None:
         self.problems.append(Problem(stage, where, message))
@@ -110,13 +125,79 @@ def parse_sam(text: str) -> dict[str, Any]:
     return yaml_parse(text)
 
 
-def transform(sam: dict[str, Any], result: Result) -> dict[str, Any] | None:
-    """The SAM transform as CloudFormation runs it, offline."""
+def language_extensions(sam: dict[str, Any], parameters: dict[str, str], result: Result) -> dict[str, Any] | None:
+    """What AWS::LanguageExtensions does before the SAM transform, as far as SAM needs it:
+    with the stack's parameter values, each Fn::If in a SAM function's properties becomes
+    the branch its condition chooses (AWS::NoValue: the property goes). CloudFormation's
+    transform resolves every intrinsic function it can, to the same values; the rest of the
+    template is left as written, so the checks below read it as before. (SAM CLI's own
+    implementation, samcli.lib.cfn_language_extensions, turns some !Sub into plain strings
+    when run offline.)"""
+    sam = copy.deepcopy(sam)
+    params = {
+        name: str(parameters.get(name, (spec or {}).get("Default", "")))
+        for name, spec in (sam.get("Parameters") or {}).items()
+    }
+    conditions = sam.get("Conditions") or {}
+
+    def decide(v: Any) -> Any:
+        if isinstance(v, dict) and len(v) == 1:
+            (k, arg), = v.items()
+            if k == "Ref":
+                if arg not in params:
+                    raise ValueError(f"Ref {arg} in a condition is not a parameter")
+                return params[arg]
+            if k == "Condition":
+                return decide(conditions[arg])
+            if k == "Fn::Equals":
+                return str(decide(arg[0])) == str(decide(arg[1]))
+            if k == "Fn::Not":
+                return not decide(arg[0])
+            if k == "Fn::And":
+                return all(decide(a) for a in arg)
+            if k == "Fn::Or":
+                return any(decide(a) for a in arg)
+            raise ValueError(f"{k} in a condition is not known to infra/lib/lint_template.py")
+        return v
+
+    no_value = object()
+
+    def resolve(v: Any) -> Any:
+        if isinstance(v, dict):
+            if len(v) == 1 and "Fn::If" in v:
+                name, yes, no = v["Fn::If"]
+                chosen = yes if decide(conditions[name]) else no
+                return no_value if chosen == {"Ref": "AWS::NoValue"} else resolve(chosen)
+            out = {k: resolve(x) for k, x in v.items()}
+            return {k: x for k, x in out.items() if x is not no_value}
+        if isinstance(v, list):
+            return [x for x in (resolve(i) for i in v) if x is not no_value]
+        return v
+
+    try:
+        for res in (sam.get("Resources") or {}).values():
+            if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::Function":
+                res["Properties"] = resolve(res.get("Properties") or {})
+    except (KeyError, ValueError, TypeError) as e:
+        result.add("transform", "template", f"AWS::LanguageExtensions: {type(e).__name__}: {e}")
+        return None
+    sam["Transform"] = [x for x in as_list(sam.get("Transform")) if x != "AWS::LanguageExtensions"]
+    return sam
+
+
+def transform(sam: dict[str, Any], result: Result, parameters: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """The template's transforms as CloudFormation runs them, offline: AWS::LanguageExtensions
+    (when the template names it), then SAM's."""
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.public.exceptions import InvalidDocumentException
     from samtranslator.translator.translator import Translator
 
+    parameters = {**DUMMY_PARAMETERS, **(parameters or {})}
+    if "AWS::LanguageExtensions" in as_list(sam.get("Transform")):
+        sam = language_extensions(sam, parameters, result)
+        if sam is None:
+            return None
     sam = copy.deepcopy(sam)
     for resource in (sam.get("Resources") or {}).values():
         if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function":
@@ -130,7 +211,7 @@ def transform(sam: dict[str, Any], result: Result) -> dict[str, Any] | None:
     try:
         return translator.translate(
             sam,
-            parameter_values=dict(DUMMY_PARAMETERS),
+            parameter_values=dict(parameters),
             passthrough_metadata=True,  # checkov skips (with their reasons) follow the resources
             get_managed_policy_map=lambda: {},
         )
@@ -147,14 +228,27 @@ def transform(sam: dict[str, Any], result: Result) -> dict[str, Any] | None:
 # ------------------------------------------------------------------ cfn-lint (in process)
 
 
-def cfn_lint(cfn: dict[str, Any], result: Result, baseline: dict[str, Any] | None = None) -> None:
-    """cfn-lint on the transformed template. With a baseline (the transformed template.yaml
-    that passed), only the resources that differ from it are linted, with everything they
-    reference: what a full run would report about them, in a fraction of the time. Rules
-    about unused parameters and conditions are then left out (the cut-down template
-    leaves some unused)."""
+def cfn_lint(
+    cfn: dict[str, Any],
+    result: Result,
+    baseline: dict[str, Any] | None = None,
+    values: dict[str, str] | None = None,
+    used_in_sam: set[str] = frozenset(),
+) -> None:
+    """cfn-lint on the transformed template, read with the setting's parameter values (as
+    their defaults: cfn-lint checks a !Ref to a parameter against its default). A parameter
+    the SAM template uses but that AWS::LanguageExtensions resolved away in this setting is
+    not "unused". With a baseline (the transformed template.yaml that passed), only the
+    resources that differ from it are linted, with everything they reference: what a full
+    run would report about them, in a fraction of the time. Rules about unused parameters
+    and conditions are then left out (the cut-down template leaves some unused)."""
     from cfnlint.decode.decode import decode_str
 
+    if values:
+        cfn = copy.deepcopy(cfn)
+        for name, value in values.items():
+            if name in (cfn.get("Parameters") or {}):
+                cfn["Parameters"][name]["Default"] = value
     ignore: set[str] = set()
     if baseline is not None:
         reduced = changed_part(baseline, cfn)
@@ -164,6 +258,9 @@ def cfn_lint(cfn: dict[str, Any], result: Result, baseline: dict[str, Any] | Non
     matches = errors or list(_cfn_lint_runner().validate_template(template))
     for match in matches:
         if match.rule.id in ignore:
+            continue
+        path = list(getattr(match, "path", None) or [])
+        if match.rule.id == "W2001" and path[:1] == ["Parameters"] and len(path) > 1 and path[1] in used_in_sam:
             continue
         path = "/".join(str(p) for p in getattr(match, "path", None) or []) or "transformed template"
         result.add("cfn-lint", path, f"{match.rule.id} {match.message}")
@@ -248,13 +345,14 @@ class Resolver:
     """Turns intrinsic functions into plausible physical values, so that policies can be
     read by an IAM linter as AWS would see them once deployed."""
 
-    def __init__(self, cfn: dict[str, Any]):
+    def __init__(self, cfn: dict[str, Any], parameters: dict[str, str] | None = None):
         self.cfn = cfn
         self.resources = cfn.get("Resources", {})
         self.params = {}
+        given = {**DUMMY_PARAMETERS, **(parameters or {})}
         for name, p in (cfn.get("Parameters") or {}).items():
-            if name in DUMMY_PARAMETERS:
-                self.params[name] = DUMMY_PARAMETERS[name]
+            if name in given:
+                self.params[name] = given[name]
             elif isinstance(p, dict) and "Default" in p:
                 self.params[name] = str(p["Default"])
         self.conditions: dict[str, bool] = {}
@@ -551,7 +649,9 @@ def condition_keys(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
 TOKEN_PURPOSES = {"RefreshTokens": "refresh_token", "AccessTokens": "access_token"}
 
 
-def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppressions, result: Result) -> None:
+def rules_check(
+    sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppressions, result: Result, parameters: dict[str, str]
+) -> None:
     def report(issue: str, resource: str, sid: str | None, where: str, message: str) -> None:
         if not suppressions.match("rules", issue, resource, sid):
             result.add("rules", where, f"{issue}: {message}")
@@ -590,7 +690,7 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
                     if p == "*" and not keys:
                         report("ANY_PRINCIPAL", policy.resource, sid, where, "allows any principal without a condition")
 
-    key_policy_principals(cfn, crypto, report)
+    key_policy_principals(cfn, crypto, report, parameters)
 
     # Throttling settings must name routes of the API (a deploy fails otherwise).
     routes_by_api: dict[str, set[str]] = {}
@@ -639,12 +739,58 @@ def rules_check(sam: dict[str, Any], cfn: dict[str, Any], suppressions: Suppress
             report("VISIBILITY_BELOW_TIMEOUT", function or where, None, where,
                    f"queue {qname} VisibilityTimeout {vt} s is below the function's Timeout {timeout} s")
 
-    event_source_permissions(cfn, report)
+    event_source_permissions(cfn, report, parameters)
     schedules(cfn, report)
     emf_alarms(cfn, report)
+    capacity_provider(cfn, report, parameters)
 
 
 EMF_NAMESPACE = "GoogleOfflineAccess"
+# Lambda Managed Instances' smallest execution environment.
+MANAGED_INSTANCES_MIN_MEMORY = 2048
+
+
+def capacity_provider(cfn: dict[str, Any], report: Any, parameters: dict[str, str]) -> None:
+    """With CapacityProviderArn set, every function that serves requests (all but those a
+    schedule runs) is on that capacity provider, with PerEnvironmentMaxConcurrency and the
+    memory Lambda Managed Instances need; a scheduled function never is; with it empty, no
+    function is."""
+    resolver = Resolver(cfn, parameters)
+    arn = resolver.params.get("CapacityProviderArn", "")
+    concurrency = resolver.params.get("PerEnvironmentMaxConcurrency")
+    resources = cfn.get("Resources") or {}
+    scheduled = set()
+    for res in resources.values():
+        if res.get("Type") == "AWS::Scheduler::Schedule":
+            target = ((res.get("Properties") or {}).get("Target") or {}).get("Arn")
+            if isinstance(target, dict) and "Fn::GetAtt" in target:
+                scheduled.add(target["Fn::GetAtt"][0])
+    for logical, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = res.get("Properties") or {}
+        try:
+            config = resolver.value((props.get("CapacityProviderConfig") or {}).get("LambdaManagedInstancesCapacityProviderConfig"))
+            memory = resolver.value(props.get("MemorySize", 128))
+        except Unresolvable as e:
+            report("CAPACITY_PROVIDER", logical, None, logical, f"cannot resolve: {e}")
+            continue
+        where = f"{logical}/CapacityProviderConfig"
+        if arn and logical not in scheduled:
+            if not config or config.get("CapacityProviderArn") != arn:
+                report("CAPACITY_PROVIDER", logical, None, where,
+                       "serves requests: with CapacityProviderArn set it runs on that capacity provider")
+                continue
+            if str(config.get("PerExecutionEnvironmentMaxConcurrency")) != str(concurrency):
+                report("CAPACITY_PROVIDER", logical, None, where,
+                       f"PerExecutionEnvironmentMaxConcurrency {config.get('PerExecutionEnvironmentMaxConcurrency')!r}, "
+                       "expected PerEnvironmentMaxConcurrency's value")
+            if int(memory) < MANAGED_INSTANCES_MIN_MEMORY:
+                report("CAPACITY_PROVIDER", logical, None, f"{logical}/MemorySize",
+                       f"{memory} MB: Lambda Managed Instances need {MANAGED_INSTANCES_MIN_MEMORY} MB at least")
+        elif config is not None:
+            why = "a schedule runs it" if logical in scheduled else "CapacityProviderArn is empty"
+            report("CAPACITY_PROVIDER", logical, None, where, f"on a capacity provider, but {why}")
 
 
 def emf_alarms(cfn: dict[str, Any], report: Any) -> None:
@@ -711,12 +857,12 @@ EVENT_SOURCE_MANAGED_POLICIES = {
 }
 
 
-def event_source_permissions(cfn: dict[str, Any], report: Any) -> None:
+def event_source_permissions(cfn: dict[str, Any], report: Any, parameters: dict[str, str]) -> None:
     """Each event source mapping's function may read exactly its source (the queue, the
     table's stream) and send to its on-failure destination, through statements on those ARNs;
     the role holds no statement that reads any other queue or stream, and none of SAM's
     managed event source policies."""
-    resolver = Resolver(cfn)
+    resolver = Resolver(cfn, parameters)
     resources = cfn.get("Resources") or {}
     needed: dict[str, set[tuple[str, str]]] = {}  # role -> {(action, resource)}
     for logical, res in resources.items():
@@ -772,14 +918,14 @@ def event_source_permissions(cfn: dict[str, Any], report: Any) -> None:
                    f"its event source mapping needs {a} on {r}, which no statement allows")
 
 
-def key_policy_principals(cfn: dict[str, Any], crypto: set[str], report: Any) -> None:
+def key_policy_principals(cfn: dict[str, Any], crypto: set[str], report: Any, parameters: dict[str, str]) -> None:
     """Who may use the key for the application's own tokens. Every function role lives
     under one IAM path of this stack alone (its unique id in it: the name alone is shared by
     a stack of the same name in another Region), and every key policy statement that allows
     a cryptographic operation is either DynamoDB's own (kms:ViaService and the table's
     context) or limited by aws:PrincipalArn to the roles under that path. So a role of the
     account with kms:Decrypt on "*" in its IAM policy still cannot decrypt a token."""
-    resolver = Resolver(cfn)
+    resolver = Resolver(cfn, parameters)
     resources = cfn.get("Resources") or {}
     stack_uuid = PSEUDO["AWS::StackId"].rsplit("/", 1)[-1]
     paths: dict[str, str] = {}
@@ -856,12 +1002,13 @@ def grants(policies: list[PolicyDoc]) -> dict[str, list[str]]:
 
 
 def index_reach(
-    cfn: dict[str, Any], role_name: str, policies: list[PolicyDoc], want: dict[str, list[str]], result: Result
+    cfn: dict[str, Any], role_name: str, policies: list[PolicyDoc], want: dict[str, list[str]], result: Result,
+    parameters: dict[str, str],
 ) -> None:
     """Which of the template's table indexes each Query/Scan statement reaches (index ARNs
     may be globs), against the expectations' `indexes`. Query on a table itself is refused:
     the functions query indexes (and read items by key)."""
-    resolver = Resolver(cfn)
+    resolver = Resolver(cfn, parameters)
     tables: dict[str, list[str]] = {}
     for logical, res in (cfn.get("Resources") or {}).items():
         if res.get("Type") == "AWS::DynamoDB::Table":
@@ -900,7 +1047,7 @@ def index_reach(
                        f"reaches the indexes {sorted(got.get(sid, set()))}, expected {sorted(want.get(sid, []))}")
 
 
-def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result: Result) -> None:
+def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result: Result, parameters: dict[str, str]) -> None:
     resources = cfn.get("Resources") or {}
     functions = expectations.get("functions") or {}
     deployed = {k for k, v in resources.items() if v.get("Type") == "AWS::Lambda::Function"}
@@ -936,7 +1083,7 @@ def expectations_check(cfn: dict[str, Any], expectations: dict[str, Any], result
                     result.add("expectations", f"{role_name} (Sid {sid})", "wildcard action")
                 if "*" in as_list(st.get("Resource")):
                     result.add("expectations", f"{role_name} (Sid {sid})", 'Resource "*"')
-        index_reach(cfn, role_name, policies, want.get("indexes") or {}, result)
+        index_reach(cfn, role_name, policies, want.get("indexes") or {}, result, parameters)
         managed = sorted(
             str(arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn).rsplit("/", 1)[-1]
             for arn in props.get("ManagedPolicyArns") or []
@@ -1093,6 +1240,7 @@ def check(
     expectations: dict[str, Any],
     samconfig: Path | None,
     baseline: dict[str, Any] | None = None,
+    setting: str = "ordinary",
 ) -> Result:
     result = Result()
     try:
@@ -1103,22 +1251,21 @@ def check(
     suppressions = Suppressions(expectations.get("suppressions") or [])
     if "parameters" in stages:
         parameters_check(sam, samconfig, result)
-    cfn = transform(sam, result)
+    parameters = {**DUMMY_PARAMETERS, **SETTINGS[setting]}
+    cfn = transform(sam, result, parameters)
     result.cfn = cfn
     if cfn is None:
         return result
     if "rules" in stages:
-        rules_check(sam, cfn, suppressions, result)
+        rules_check(sam, cfn, suppressions, result, parameters)
     if "expectations" in stages:
-        expectations_check(cfn, expectations, result)
+        expectations_check(cfn, expectations, result, parameters)
     if "parliament" in stages:
-        parliament_check(cfn, Resolver(cfn), suppressions, result)
+        parliament_check(cfn, Resolver(cfn, parameters), suppressions, result)
     if "cfn-lint" in stages:
-        cfn_lint(cfn, result, baseline)
-    if stages >= set(STAGES):
-        for i, e in enumerate(suppressions.entries):
-            if i not in suppressions.used:
-                result.add("expectations", EXPECTATIONS.name, f"suppression no longer needed: {e}")
+        used_in_sam = references(sam.get("Resources") or {}) | references(sam.get("Globals") or {})
+        cfn_lint(cfn, result, baseline, SETTINGS[setting], used_in_sam)
+    result.suppressions_used = set(suppressions.used)
     return result
 
 
@@ -1150,17 +1297,21 @@ def apply_fixture(text: str, fixture: dict[str, Any]) -> str:
 
 
 def run_fixture(
-    args: tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None],
+    args: tuple[str, dict[str, Any], dict[str, Any], dict[str, dict[str, Any] | None]],
 ) -> tuple[str, list[str], str | None, float]:
-    text, fixture, expectations, baseline = args
+    text, fixture, expectations, baselines = args
     t = time.monotonic()
     want = set(as_list(fixture["caught_by"]))
+    setting = fixture.get("setting", "ordinary")
+    if setting not in SETTINGS:
+        return fixture["name"], [], f"unknown setting {setting!r} (one of {sorted(SETTINGS)})", 0.0
     try:
         mutated = apply_fixture(text, fixture)
     except LookupError as e:
         return fixture["name"], [], str(e), 0.0
     # Run the stages the fixture names (each must find it); the transform always runs.
-    result = check(mutated, want, expectations, SAMCONFIG if "parameters" in want else None, baseline)
+    result = check(mutated, want, expectations, SAMCONFIG if "parameters" in want else None,
+                   baselines.get(setting), setting)
     found = sorted(result.stages())
     missing = want - set(found)
     error = None
@@ -1172,16 +1323,16 @@ def run_fixture(
 # ------------------------------------------------------------------ main
 
 
-def start_subprocesses(template: Path, cfn_path: Path) -> dict[str, subprocess.Popen]:
+def start_subprocesses(template: Path, cfn_paths: list[Path]) -> dict[str, subprocess.Popen]:
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    files = [arg for path in [template, *cfn_paths] for arg in ("-f", str(path))]
     return {
         "sam validate --lint": subprocess.Popen(
             ["sam", "validate", "--lint", "--template", str(template)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
         ),
         "checkov": subprocess.Popen(
-            ["checkov", "-f", str(template), "-f", str(cfn_path), "--framework", "cloudformation",
-             "--skip-download", "--quiet", "--compact"],
+            ["checkov", *files, "--framework", "cloudformation", "--skip-download", "--quiet", "--compact"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
         ),
     }
@@ -1202,27 +1353,43 @@ def main() -> int:
 
     # sam validate and checkov run in the background while the checks below run here.
     procs: dict[str, subprocess.Popen] = {}
-    early = Result()
-    cfn = transform(parse_sam(text), early) if not args.fixtures_only else None
-    if cfn is not None:
-        cfn_path = OUT / "template.cfn.json"
-        cfn_path.write_text(json.dumps(cfn, indent=1) + "\n", encoding="utf-8")
-        print(f"transformed template: {cfn_path.relative_to(ROOT)} ({len(cfn.get('Resources', {}))} resources)")
-        procs = start_subprocesses(args.template, cfn_path)
+    if not args.fixtures_only:
+        cfn_paths = []
+        for setting, values in SETTINGS.items():
+            cfn = transform(parse_sam(text), Result(), values)
+            if cfn is None:
+                continue  # the check below reports why
+            cfn_path = OUT / ("template.cfn.json" if setting == "ordinary" else f"template.{setting}.cfn.json")
+            cfn_path.write_text(json.dumps(cfn, indent=1) + "\n", encoding="utf-8")
+            cfn_paths.append(cfn_path)
+            print(f"transformed template ({setting}): {cfn_path.relative_to(ROOT)} ({len(cfn.get('Resources', {}))} resources)")
+        procs = start_subprocesses(args.template, cfn_paths)
 
-    # The template itself, every in-process check (this also warms the linters up for
-    # the fixture workers forked below).
-    result = check(text, set(STAGES), expectations, SAMCONFIG)
-    failed = bool(result.problems)
-    for p in result.problems:
-        print(f"FAIL {p}")
-    if not result.problems:
-        print(f"ok   {args.template.name}: transform, cfn-lint (transformed), parliament, IAM expectations, rules, parameters")
+    # The template itself in each setting, every in-process check (this also warms the
+    # linters up for the fixture workers forked below). Parameters do not depend on the
+    # setting: checked once.
+    failed = False
+    baselines: dict[str, dict[str, Any] | None] = {}
+    used: set[int] = set()
+    for setting in SETTINGS:
+        stages = set(STAGES) if setting == "ordinary" else set(STAGES) - {"parameters"}
+        result = check(text, stages, expectations, SAMCONFIG if setting == "ordinary" else None, None, setting)
+        used |= result.suppressions_used
+        baselines[setting] = result.cfn if not result.problems else None
+        failed = failed or bool(result.problems)
+        for p in result.problems:
+            print(f"FAIL ({setting}) {p}")
+        if not result.problems:
+            print(f"ok   {args.template.name} ({setting}): transform, cfn-lint (transformed), parliament, "
+                  f"IAM expectations, rules{', parameters' if 'parameters' in stages else ''}")
+    for i, e in enumerate((expectations.get("suppressions") or [])):
+        if i not in used:
+            failed = True
+            print(f"FAIL [expectations] {EXPECTATIONS.name}: suppression no longer needed: {e}")
 
     if not args.no_fixtures:
         fixtures = load_yaml(FIXTURES)
-        baseline = result.cfn if not result.problems else None
-        work = [(text, f, expectations, baseline) for f in fixtures]
+        work = [(text, f, expectations, baselines) for f in fixtures]
         caught = 0
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
