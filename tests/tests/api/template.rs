@@ -142,8 +142,7 @@ fn every_function_statement_is_narrow_and_kms_is_bound_to_an_encryption_context(
                 );
                 continue;
             }
-            let purpose =
-                token_purpose(&sid).unwrap_or_else(|| panic!("{function}: KMS statement {sid}"));
+            let purpose = token_purpose(&sid).unwrap_or_else(|| panic!("{function}: KMS statement {sid}"));
             assert_eq!(
                 equals["kms:EncryptionContext:purpose"], purpose,
                 "{function} {sid}: purpose"
@@ -182,7 +181,9 @@ fn only_the_function_roles_may_use_the_token_contexts_of_the_key() {
     );
     for (function, _) in expected_functions() {
         assert!(
-            template["Resources"][function.as_str()]["Properties"].get("RolePath").is_none(),
+            template["Resources"][function.as_str()]["Properties"]
+                .get("RolePath")
+                .is_none(),
             "{function}: no RolePath of its own"
         );
     }
@@ -195,7 +196,10 @@ fn only_the_function_roles_may_use_the_token_contexts_of_the_key() {
     for statement in statements {
         let sid = statement["Sid"].as_str().expect("every key policy statement has a Sid");
         let actions = strings(&statement["Action"]);
-        if !actions.iter().any(|a| ["kms:Encrypt", "kms:Decrypt"].contains(&a.as_str())) {
+        if !actions
+            .iter()
+            .any(|a| ["kms:Encrypt", "kms:Decrypt"].contains(&a.as_str()))
+        {
             continue;
         }
         let condition = &statement["Condition"];
@@ -210,10 +214,20 @@ fn only_the_function_roles_may_use_the_token_contexts_of_the_key() {
             continue;
         }
         let purpose = token_purpose(sid).unwrap_or_else(|| panic!("key policy statement {sid}"));
-        assert_eq!(condition["StringEquals"]["kms:EncryptionContext:purpose"], purpose, "{sid}");
+        assert_eq!(
+            condition["StringEquals"]["kms:EncryptionContext:purpose"], purpose,
+            "{sid}"
+        );
         let principal = &condition["ArnLike"]["aws:PrincipalArn"];
-        assert_eq!(principal[0].as_str(), Some(principal_format.as_str()), "{sid}: aws:PrincipalArn");
-        assert_eq!(principal[1], path[1], "{sid}: aws:PrincipalArn, the stack's id as in RolePath");
+        assert_eq!(
+            principal[0].as_str(),
+            Some(principal_format.as_str()),
+            "{sid}: aws:PrincipalArn"
+        );
+        assert_eq!(
+            principal[1], path[1],
+            "{sid}: aws:PrincipalArn, the stack's id as in RolePath"
+        );
         purposes.insert(purpose);
     }
     assert_eq!(purposes, BTreeSet::from(["access_token", "refresh_token"]));
