@@ -53,13 +53,21 @@ def table_extras(props):
 
 
 def load_resources(template_path):
-    """template.yaml's Resources, with CloudFormation short tags (!Ref, !GetAtt, ...) read as None."""
+    """template.yaml's Resources, with CloudFormation short tags read as None, except a
+    scalar !Ref or !GetAtt (what ties an event source mapping to its function and source)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    def short_tag(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode) and suffix == "Ref":
+            return {"Ref": node.value}
+        if isinstance(node, yaml.ScalarNode) and suffix == "GetAtt":
+            return {"Fn::GetAtt": node.value.split(".", 1)}
+        return None
+
+    Loader.add_multi_constructor("!", short_tag)
     with open(template_path, encoding="utf-8") as f:
         return yaml.load(f, Loader=Loader)["Resources"]
 
@@ -101,15 +109,29 @@ RETRY_VISIBILITY = 5
 
 
 def event_source(resources, binary, kind):
-    """The Properties of `binary`'s event source of Type `kind` in template.yaml."""
-    for resource in resources.values():
+    """The Properties of `binary`'s event source of Type `kind` (SQS: a queue, DynamoDB: a
+    table's stream) in template.yaml: a SAM event of its function, or an
+    AWS::Lambda::EventSourceMapping of it."""
+    functions = set()
+    for name, resource in resources.items():
         props = resource.get("Properties") or {}
         build = (resource.get("Metadata") or {}).get("BuildProperties") or {}
         if resource.get("Type") != "AWS::Serverless::Function" or build.get("Binary") != binary:
             continue
+        functions.add(name)
         for source in (props.get("Events") or {}).values():
             if source.get("Type") == kind:
                 return source.get("Properties") or {}
+    source_types = {"SQS": ("AWS::SQS::Queue", "Arn"), "DynamoDB": ("AWS::DynamoDB::Table", "StreamArn")}
+    for resource in resources.values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        if (props.get("FunctionName") or {}).get("Ref") not in functions:
+            continue
+        target, attribute = ((props.get("EventSourceArn") or {}).get("Fn::GetAtt") or [None, None])[:2]
+        if (resources.get(target or "", {}).get("Type"), attribute) == source_types.get(kind):
+            return props
     raise SystemExit(f"template.yaml: no {kind} event source for {binary}")
 
 

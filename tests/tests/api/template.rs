@@ -3,7 +3,8 @@
 //! statements against it, and `infra/lint-template` checks the roles CloudFormation will
 //! deploy (after the SAM transform) against the same file. KMS is usable only under an
 //! encryption-context condition: the table's key only through DynamoDB for this table,
-//! the refresh-token context only with `sub`, the client ID and the purpose.
+//! the token contexts (purpose `refresh_token` or `access_token`) only with `sub`, the
+//! client ID and the purpose, and, in the key policy, only by this stack's function roles.
 //!
 //! Reads the two YAML files only (serde_yaml + std), no crate of the workspace.
 
@@ -54,6 +55,15 @@ fn by_sid(statements: &[Value], function: &str) -> BTreeMap<String, BTreeSet<Str
         assert!(previous.is_none(), "{function}: Sid {sid} twice");
     }
     out
+}
+
+/// The application's own encryption contexts: statement Sid -> its purpose.
+fn token_purpose(sid: &str) -> Option<&'static str> {
+    match sid {
+        "RefreshTokens" => Some("refresh_token"),
+        "AccessTokens" => Some("access_token"),
+        _ => None,
+    }
 }
 
 fn expected_functions() -> Vec<(String, Value)> {
@@ -132,9 +142,9 @@ fn every_function_statement_is_narrow_and_kms_is_bound_to_an_encryption_context(
                 );
                 continue;
             }
-            assert_eq!(sid, "RefreshTokens", "{function}: KMS statement {sid}");
+            let purpose = token_purpose(&sid).unwrap_or_else(|| panic!("{function}: KMS statement {sid}"));
             assert_eq!(
-                equals["kms:EncryptionContext:purpose"], "refresh_token",
+                equals["kms:EncryptionContext:purpose"], purpose,
                 "{function} {sid}: purpose"
             );
             assert!(
@@ -159,6 +169,71 @@ fn every_function_statement_is_narrow_and_kms_is_bound_to_an_encryption_context(
 }
 
 #[test]
+fn only_the_function_roles_may_use_the_token_contexts_of_the_key() {
+    let template = template();
+    // One role path for every function (Globals), naming the stack's unique id.
+    let path = &template["Globals"]["Function"]["RolePath"];
+    let path_format = path[0].as_str().expect("RolePath: !Sub [format, variables]");
+    assert!(path_format.starts_with("/${AWS::StackName}/"), "RolePath {path_format}");
+    assert!(
+        serde_yaml::to_string(&path[1]).unwrap().contains("AWS::StackId"),
+        "RolePath names the stack's unique id"
+    );
+    for (function, _) in expected_functions() {
+        assert!(
+            template["Resources"][function.as_str()]["Properties"]
+                .get("RolePath")
+                .is_none(),
+            "{function}: no RolePath of its own"
+        );
+    }
+    let principal_format = format!("arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path_format}*");
+
+    let statements = template["Resources"]["TokensKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("key policy statements");
+    let mut purposes = BTreeSet::new();
+    for statement in statements {
+        let sid = statement["Sid"].as_str().expect("every key policy statement has a Sid");
+        let actions = strings(&statement["Action"]);
+        if !actions
+            .iter()
+            .any(|a| ["kms:Encrypt", "kms:Decrypt"].contains(&a.as_str()))
+        {
+            continue;
+        }
+        let condition = &statement["Condition"];
+        if condition["StringEquals"].get("kms:ViaService").is_some() {
+            // DynamoDB's use of the key for the table, only through DynamoDB.
+            assert!(
+                condition["StringLike"]
+                    .get("kms:EncryptionContext:aws:dynamodb:tableName")
+                    .is_some(),
+                "{sid}: the table's encryption context"
+            );
+            continue;
+        }
+        let purpose = token_purpose(sid).unwrap_or_else(|| panic!("key policy statement {sid}"));
+        assert_eq!(
+            condition["StringEquals"]["kms:EncryptionContext:purpose"], purpose,
+            "{sid}"
+        );
+        let principal = &condition["ArnLike"]["aws:PrincipalArn"];
+        assert_eq!(
+            principal[0].as_str(),
+            Some(principal_format.as_str()),
+            "{sid}: aws:PrincipalArn"
+        );
+        assert_eq!(
+            principal[1], path[1],
+            "{sid}: aws:PrincipalArn, the stack's id as in RolePath"
+        );
+        purposes.insert(purpose);
+    }
+    assert_eq!(purposes, BTreeSet::from(["access_token", "refresh_token"]));
+}
+
+#[test]
 fn functions_are_arm64_al2023_cargo_lambda_builds_of_the_right_binary() {
     let template = template();
     let globals = &template["Globals"]["Function"];
@@ -177,25 +252,33 @@ fn functions_are_arm64_al2023_cargo_lambda_builds_of_the_right_binary() {
     );
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
-    let indexes: BTreeMap<String, String> = table["GlobalSecondaryIndexes"]
+    // Index name -> its key attributes (HASH, then RANGE if any).
+    let indexes: BTreeMap<String, Vec<String>> = table["GlobalSecondaryIndexes"]
         .as_sequence()
         .expect("GlobalSecondaryIndexes")
         .iter()
         .map(|index| {
             assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
-            (
-                index["IndexName"].as_str().unwrap().to_owned(),
-                index["KeySchema"][0]["AttributeName"].as_str().unwrap().to_owned(),
-            )
+            let keys = index["KeySchema"]
+                .as_sequence()
+                .expect("KeySchema")
+                .iter()
+                .map(|key| key["AttributeName"].as_str().unwrap().to_owned())
+                .collect();
+            (index["IndexName"].as_str().unwrap().to_owned(), keys)
         })
         .collect();
     assert_eq!(
         indexes,
         BTreeMap::from([
-            ("refresh-token-hash".to_owned(), "refresh_token_hash".to_owned()),
+            ("refresh-token-hash".to_owned(), vec!["refresh_token_hash".to_owned()]),
             (
                 "refresh-token-prefix".to_owned(),
-                "refresh_token_prefix_hash".to_owned()
+                vec!["refresh_token_prefix_hash".to_owned()]
+            ),
+            (
+                "sweep-due".to_owned(),
+                vec!["sweep_bucket".to_owned(), "sweep_at".to_owned()]
             ),
         ])
     );
