@@ -6,7 +6,7 @@ and boto3 from .venv (both come with moto / cfn-lint / sam).
                                                          jobs queue + DLQ, bus, rule -> events queue;
                                                          writes CONFIG (JSON) for `feeder` and `demo`
   devstack.py emulator-config EMULATOR                   client id, secret, RISC issuer (one a line)
-  devstack.py wait-functions BASE INVOKE TIMEOUT_SECS    wait until all eight functions answer
+  devstack.py wait-functions BASE INVOKE TIMEOUT_SECS    wait until all nine functions answer
   devstack.py demo EMULATOR BASE CONFIG                  drive the whole flow, print each step
 
 infra/lib/feeder.py reads CONFIG and does what Lambda's event source mappings do.
@@ -38,6 +38,7 @@ INVOKE_PROBES = [
     ("worker", {"Records": []}, lambda answer: answer == {"batchItemFailures": []}),
     ("publisher", {"Records": []}, lambda answer: answer == {"batchItemFailures": []}),
     ("tokens", {}, lambda answer: (answer.get("error") or {}).get("code") == "invalid_request"),
+    ("sweeper", {}, lambda answer: "expiring" in answer and "more" in answer),
 ]
 
 
