@@ -62,7 +62,7 @@ fn missing_required_configuration_ends_the_cold_start_naming_the_variable() {
 }
 
 /// The functions that call Google's token endpoint and so read the client secret.
-const READS_SECRET: &[&str] = &["exchange", "upgrade", "events", "worker", "tokens"];
+const READS_SECRET: &[&str] = &["exchange", "upgrade", "events", "worker", "tokens", "sweeper"];
 
 #[test]
 fn reading_the_client_secret_is_bounded_and_only_where_it_is_needed() {

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lambda_http::lambda_runtime::{self, Context, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -123,21 +123,19 @@ where
     .await
 }
 
-/// Handles every message of an SQS batch concurrently, then `settle` decides, for
-/// all of them at once and in order, which are done (so a batch's outcomes can leave
-/// together) and which must come again: those are reported.
-pub async fn each_message<T, F, Fut, S, SFut>(records: Vec<SqsMessage>, handle: F, settle: S) -> SqsBatchResponse
+/// Handles every message of an SQS batch (each with its message id) concurrently,
+/// then `settle` decides, for all of them at once and in order, which are done (so a
+/// batch's outcomes can leave together) and which must come again: those are
+/// reported.
+pub async fn each_message<I, T, F, Fut, S, SFut>(messages: Vec<(String, I)>, handle: F, settle: S) -> SqsBatchResponse
 where
-    F: Fn(SqsMessage) -> Fut,
+    F: Fn((String, I)) -> Fut,
     Fut: Future<Output = T>,
     S: FnOnce(Vec<T>) -> SFut,
     SFut: Future<Output = Vec<Disposition>>,
 {
-    let ids: Vec<String> = records
-        .iter()
-        .map(|m| m.message_id.clone().unwrap_or_default())
-        .collect();
-    let handled = futures_util::future::join_all(records.into_iter().map(handle)).await;
+    let ids: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
+    let handled = futures_util::future::join_all(messages.into_iter().map(handle)).await;
     let dispositions = settle(handled).await;
     debug_assert_eq!(dispositions.len(), ids.len());
     let mut response = SqsBatchResponse::default();
@@ -186,13 +184,14 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_messages_to_retry_are_reported() {
-        let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({"Records": [
-            {"messageId": "a", "body": "ok"}, {"messageId": "b", "body": "again"}, {"messageId": "c", "body": "ok"}
-        ]}))
-        .unwrap();
+        let messages: Vec<(String, String)> = ["ok", "again", "ok"]
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(body, id)| (id.to_string(), body.to_string()))
+            .collect();
         let response = each_message(
-            event.records,
-            |m| async move { m.body.unwrap_or_default() },
+            messages,
+            |(_, body): (String, String)| async move { body },
             |bodies| async move {
                 bodies
                     .iter()
@@ -221,7 +220,10 @@ mod tests {
         let body = serde_json::to_value(&payload).unwrap();
         assert_eq!(body["error"]["status"], 403);
         assert_eq!(body["error"]["code"], "scope_required");
-        assert_eq!(body["error"]["missing_scopes"][0], "https://www.googleapis.com/auth/drive");
+        assert_eq!(
+            body["error"]["missing_scopes"][0],
+            "https://www.googleapis.com/auth/drive"
+        );
         let limited = serde_json::to_value(ErrorPayload::from(&ApiError::RateLimited { retry_after: 7 })).unwrap();
         assert_eq!(limited["error"]["retry_after"], 7);
     }

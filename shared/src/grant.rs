@@ -1,6 +1,7 @@
 //! The grant: what we hold for one Google account (profile, granted scopes, the
-//! sealed refresh token, status) and the transitions between its states, as pure
-//! functions. Storing it is the grant store's business (`ports::GrantStore`).
+//! sealed refresh token and when Google will end it, status, when it was last used)
+//! and the transitions between its states, as pure functions. Storing it is the
+//! grant store's business (`ports::GrantStore`).
 
 use aws_lc_rs::digest;
 use data_encoding::{BASE64, HEXLOWER};
@@ -8,22 +9,25 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use crate::identity::Profile;
 use crate::secret::Secret;
-use crate::types::ScopeSet;
+use crate::types::{ScopeSet, Sub};
 
-/// Encryption-context purpose of a stored refresh token; IAM policies match on it.
-pub const REFRESH_TOKEN_PURPOSE: &str = "refresh_token";
+/// What a sealed token is for; the KMS encryption context names it, and IAM
+/// policies match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    RefreshToken,
+    AccessToken,
+}
 
-/// The user as the ID token describes them: the `user` object of every response.
-/// `hd` is always serialised (`null` for consumer accounts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Profile {
-    pub sub: String,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub picture: Option<String>,
-    pub hd: Option<String>,
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::RefreshToken => "refresh_token",
+            TokenPurpose::AccessToken => "access_token",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +51,30 @@ impl GrantStatus {
         [GrantStatus::Active, GrantStatus::ReauthorizationRequired]
             .into_iter()
             .find(|s| s.as_str() == raw)
+    }
+}
+
+/// Why a grant was deleted: lifecycle events report it (`GrantDisconnected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalReason {
+    /// The user disconnected (`DELETE /me/google`).
+    User,
+    /// Google told us the account is gone (Cross-Account Protection).
+    AccountPurged,
+}
+
+impl RemovalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalReason::User => "user",
+            RemovalReason::AccountPurged => "risc:account-purged",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [RemovalReason::User, RemovalReason::AccountPurged]
+            .into_iter()
+            .find(|r| r.as_str() == raw)
     }
 }
 
@@ -89,11 +117,46 @@ impl TokenIds {
     }
 }
 
-/// A refresh token as stored: ciphertext plus its identifiers.
+/// A refresh token as stored: ciphertext, its identifiers, and when Google will end
+/// it (time-limited access; `None`: until revoked or unused for six months).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedToken {
     pub ciphertext: Ciphertext,
     pub ids: TokenIds,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// When the sweeper looks at a grant (README, "Grant lifetime"): a notice this long
+/// before its refresh token expires, a keep-alive refresh once it has been unused
+/// this long. Every function that writes a grant applies it, so the grant sits in the
+/// sweep index at its next due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPolicy {
+    pub notice_secs: i64,
+    pub keep_alive_secs: i64,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        SweepPolicy {
+            notice_secs: 7 * DAY,
+            keep_alive_secs: 150 * DAY,
+        }
+    }
+}
+
+pub const DAY: i64 = 24 * 3600;
+/// Shards of each day's sweep bucket, so one day's writes spread over several index
+/// partitions.
+pub const SWEEP_SHARDS: u8 = 8;
+
+/// Where a grant sits in the sweep index: a day bucket (with its shard) and the due
+/// time within it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSlot {
+    pub bucket: String,
+    pub due_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,10 +171,14 @@ pub struct Grant {
     pub version: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// When the refresh token was last used at Google (issued or refreshed), Unix s.
+    pub last_used_at: Option<i64>,
+    /// The refresh-token expiry a `GrantExpiring` notice was recorded for.
+    pub expiry_noticed: Option<i64>,
 }
 
 impl Grant {
-    pub fn sub(&self) -> &str {
+    pub fn sub(&self) -> &Sub {
         &self.profile.sub
     }
 
@@ -119,15 +186,20 @@ impl Grant {
         self.status == GrantStatus::Active && self.refresh_token.is_some()
     }
 
+    /// When Google will end the stored refresh token, if it said.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.refresh_token.as_ref().and_then(|t| t.expires_at)
+    }
+
     /// A sign-in or upgrade: profile refreshed, scopes merged (a concurrent upgrade's
     /// scope is never lost), the new refresh token stored if one came (a missing one
-    /// never erases the stored one).
+    /// never erases the stored one; a new one without expiry clears the old expiry).
     pub fn authorized(
         current: Option<&Grant>,
         profile: &Profile,
         granted: &ScopeSet,
         new_token: Option<&SealedToken>,
-        now: &str,
+        now: OffsetDateTime,
     ) -> Grant {
         let refresh_token = new_token.or(current.and_then(|c| c.refresh_token.as_ref())).cloned();
         let (status, status_reason) = match (current, &refresh_token) {
@@ -137,6 +209,7 @@ impl Grant {
         // A reauthorization after the stored token died starts over with what Google
         // granted now: the revocation took the old scopes with it.
         let fresh = new_token.is_some() && current.is_some_and(|c| c.status == GrantStatus::ReauthorizationRequired);
+        let stamp = rfc3339(now);
         Grant {
             profile: profile.clone(),
             scopes: match current {
@@ -147,14 +220,22 @@ impl Grant {
             status,
             status_reason,
             version: current.map_or(1, |c| c.version + 1),
-            created_at: current.map_or_else(|| now.to_owned(), |c| c.created_at.clone()),
-            updated_at: now.to_owned(),
+            created_at: current.map_or_else(|| stamp.clone(), |c| c.created_at.clone()),
+            updated_at: stamp,
+            last_used_at: match new_token {
+                Some(_) => Some(now.unix_timestamp()),
+                None => current.and_then(|c| c.last_used_at),
+            },
+            expiry_noticed: match new_token {
+                Some(_) => None,
+                None => current.and_then(|c| c.expiry_noticed),
+            },
         }
     }
 
     /// The refresh token died (`reason`: `invalid_grant`, `risc:<type>`): dropped,
     /// status `reauthorization_required`. `None` when nothing would change.
-    pub fn dead(&self, reason: &str, now: &str) -> Option<Grant> {
+    pub fn dead(&self, reason: &str, now: OffsetDateTime) -> Option<Grant> {
         if self.status == GrantStatus::ReauthorizationRequired && self.refresh_token.is_none() {
             return None;
         }
@@ -163,101 +244,115 @@ impl Grant {
             status: GrantStatus::ReauthorizationRequired,
             status_reason: Some(reason.to_owned()),
             version: self.version + 1,
-            updated_at: now.to_owned(),
+            updated_at: rfc3339(now),
             ..self.clone()
         })
     }
 
     /// Google rotated the refresh token during a refresh.
-    pub fn rotated(&self, token: SealedToken, now: &str) -> Grant {
+    pub fn rotated(&self, token: SealedToken, now: OffsetDateTime) -> Grant {
         Grant {
             refresh_token: Some(token),
             version: self.version + 1,
-            updated_at: now.to_owned(),
+            updated_at: rfc3339(now),
+            last_used_at: Some(now.unix_timestamp()),
+            expiry_noticed: None,
             ..self.clone()
         }
+    }
+
+    /// The notice that the refresh token expires at `expires_at` was recorded (the
+    /// stream turns it into `GrantExpiring`). `None` if already recorded.
+    pub fn noticed(&self, expires_at: i64, now: OffsetDateTime) -> Option<Grant> {
+        (self.expiry_noticed != Some(expires_at)).then(|| Grant {
+            expiry_noticed: Some(expires_at),
+            version: self.version + 1,
+            updated_at: rfc3339(now),
+            ..self.clone()
+        })
+    }
+
+    /// The refresh token was just used at Google. Recorded at most once a day, and
+    /// without a new version: a use changes nothing the access-token caches (keyed by
+    /// version) or the lifecycle events care about. `None` when not worth a write.
+    pub fn used(&self, now: OffsetDateTime) -> Option<Grant> {
+        let now = now.unix_timestamp();
+        let stale = self.last_used_at.is_none_or(|last| now - last >= DAY);
+        stale.then(|| Grant {
+            last_used_at: Some(now),
+            ..self.clone()
+        })
+    }
+
+    /// When the refresh token was last used at Google; for grants stored before
+    /// uses were recorded, their last write is the best guess.
+    pub fn last_used(&self) -> Option<i64> {
+        self.last_used_at.or_else(|| parse_rfc3339(&self.updated_at))
     }
 
     /// Holds this very ciphertext (not one a concurrent sign-in stored since).
     pub fn holds(&self, ciphertext: &Ciphertext) -> bool {
         self.refresh_token.as_ref().is_some_and(|t| &t.ciphertext == ciphertext)
     }
+
+    /// When the sweeper next has something to do for this grant: a notice before
+    /// the refresh token expires (once per expiry), or a keep-alive refresh before
+    /// disuse kills it. `None` for grants that cannot act offline.
+    pub fn sweep_due(&self, policy: &SweepPolicy) -> Option<i64> {
+        if !self.offline_access() {
+            return None;
+        }
+        let notice = self
+            .expires_at()
+            .filter(|expiry| self.expiry_noticed != Some(*expiry))
+            .map(|expiry| expiry - policy.notice_secs);
+        let keep_alive = self.last_used().map(|last| last + policy.keep_alive_secs);
+        [notice, keep_alive].into_iter().flatten().min()
+    }
+
+    /// The grant's place in the sweep index when written at `written_at`: the day of
+    /// its due time, but never a day before the write (the sweeper only looks back to
+    /// where its last complete run ended), in one of [`SWEEP_SHARDS`] shards.
+    pub fn sweep_slot(&self, policy: &SweepPolicy, written_at: i64) -> Option<SweepSlot> {
+        let due_at = self.sweep_due(policy)?;
+        let day = OffsetDateTime::from_unix_timestamp(due_at.max(written_at)).ok()?.date();
+        Some(SweepSlot {
+            bucket: sweep_bucket(day, shard_of(self.sub())),
+            due_at,
+        })
+    }
 }
 
-pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+/// The name of one shard of one day's sweep bucket (`2031-01-02#5`).
+pub fn sweep_bucket(day: time::Date, shard: u8) -> String {
+    format!(
+        "{:04}-{:02}-{:02}#{shard}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+fn shard_of(sub: &Sub) -> u8 {
+    digest::digest(&digest::SHA256, sub.as_str().as_bytes()).as_ref()[0] % SWEEP_SHARDS
+}
+
+/// RFC 3339 in UTC to the second, the form of every stored and answered timestamp.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
         .format(&Rfc3339)
         .unwrap_or_default()
 }
 
-/// A profile with nothing but its `sub`, for tests.
-#[cfg(test)]
-pub(crate) fn bare_profile(sub: &str) -> Profile {
-    Profile {
-        sub: sub.into(),
-        email: None,
-        email_verified: false,
-        name: None,
-        picture: None,
-        hd: None,
-    }
+/// Unix seconds as RFC 3339 (`grant_expires_at`, `GrantExpiring`).
+pub fn unix_rfc3339(seconds: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(seconds).ok().map(rfc3339)
+}
+
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339).ok().map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn profile(sub: &str) -> Profile {
-        bare_profile(sub)
-    }
-
-    fn sealed(byte: u8) -> SealedToken {
-        SealedToken {
-            ciphertext: Ciphertext(vec![byte]),
-            ids: TokenIds::of(&Secret::new(format!("token-{byte}"))),
-        }
-    }
-
-    #[test]
-    fn google_token_identifiers() {
-        let ids = TokenIds::of(&Secret::new("1//0abcdefghijklmnopqrstuvwxyz"));
-        // base64(SHA-512(SHA-512(token))): 64 bytes → 88 characters.
-        assert_eq!(ids.hash.len(), 88);
-        assert_eq!(ids.prefix_hash, TokenIds::hash_prefix("1//0abcdefghijkl"));
-        assert!(!ids.prefix_hash.contains("abcdefghijkl"));
-    }
-
-    #[test]
-    fn a_sign_in_without_refresh_token_keeps_the_stored_one_and_scopes_only_grow() {
-        let a: ScopeSet = ["openid"].into_iter().collect();
-        let b: ScopeSet = ["calendar"].into_iter().collect();
-        let first = Grant::authorized(None, &profile("u"), &a, Some(&sealed(1)), "t1");
-        let second = Grant::authorized(Some(&first), &profile("u"), &b, None, "t2");
-        assert_eq!(second.refresh_token, first.refresh_token);
-        assert_eq!(second.scopes, a.union(&b));
-        assert_eq!((second.version, second.created_at.as_str()), (2, "t1"));
-    }
-
-    #[test]
-    fn dead_tokens_are_dropped_once_and_a_new_sign_in_reactivates() {
-        let grant = Grant::authorized(None, &profile("u"), &ScopeSet::default(), Some(&sealed(1)), "t");
-        let dead = grant.dead("invalid_grant", "t2").unwrap();
-        assert_eq!(
-            (dead.status, dead.refresh_token.is_none()),
-            (GrantStatus::ReauthorizationRequired, true)
-        );
-        assert_eq!(dead.status_reason.as_deref(), Some("invalid_grant"));
-        assert!(dead.dead("invalid_grant", "t3").is_none());
-        let online_only = Grant::authorized(Some(&dead), &profile("u"), &ScopeSet::default(), None, "t4");
-        assert_eq!(online_only.status, GrantStatus::ReauthorizationRequired);
-        let openid: ScopeSet = ["openid"].into_iter().collect();
-        let back = Grant::authorized(Some(&dead), &profile("u"), &openid, Some(&sealed(2)), "t5");
-        assert_eq!((back.status, back.status_reason), (GrantStatus::Active, None));
-        assert_eq!(
-            back.scopes, openid,
-            "a reauthorization starts over with what Google granted"
-        );
-    }
-}
+mod tests;

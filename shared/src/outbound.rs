@@ -5,12 +5,23 @@
 //! context's deadline minus a margin for the answer) and read by every call, so a
 //! chain of refresh, insert, refresh, insert and get can never outlast the
 //! function's timeout: a call is cut to what is left, and no retry starts once the
-//! backoff alone would pass the deadline.
+//! backoff alone would pass the deadline. Time here is tokio's, so the simulation
+//! (which runs tokio with paused time) controls deadlines and backoff alike.
+//!
+//! AWS calls go through the SDK, whose own standard retry (with its retry quota,
+//! clock-skew correction and error classification) does the retrying, capped at
+//! three attempts and bounded by the deadline (`bounded`); Google calls and the
+//! use cases' write-conflict retries use [`retry`] and [`retry_with`] here.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// No call is attempted more than this many times.
+use tokio::time::Instant;
+
+use crate::ports::Randomness;
+use crate::system::SystemRandom;
+
+/// No call to Google is attempted more than this many times.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Time kept back from the Lambda deadline to turn an error into an answer.
 pub const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
@@ -24,6 +35,14 @@ tokio::task_local! {
 /// Runs `work` with `deadline` as the end of every outbound call made inside it.
 pub async fn with_deadline<F: Future>(deadline: Instant, work: F) -> F::Output {
     DEADLINE.scope(deadline, work).await
+}
+
+/// Runs `work` within `deadline` when there is one.
+pub async fn within<F: Future>(deadline: Option<Instant>, work: F) -> F::Output {
+    match deadline {
+        Some(deadline) => with_deadline(deadline, work).await,
+        None => work.await,
+    }
 }
 
 /// The deadline of a Lambda invocation (epoch milliseconds), less the answer margin.
@@ -82,29 +101,59 @@ pub enum Attempt<T, E> {
     Retry(E, Option<Duration>),
 }
 
-/// Runs `call` up to [`MAX_ATTEMPTS`] times with exponential backoff and full
-/// jitter, never sleeping past the invocation's deadline. Each attempt's latency
-/// is a `GoogleLatency` metric.
+/// How often and how patiently a call is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub max_attempts: u32,
+    /// The first backoff's cap; each later one doubles it (full jitter below it).
+    pub first_backoff: Duration,
+    /// Backoff caps stop doubling after this many attempts.
+    pub max_doublings: u32,
+}
+
+/// Calls to Google: three attempts, 200 ms, 400 ms caps.
+pub const GOOGLE: Policy = Policy {
+    max_attempts: MAX_ATTEMPTS,
+    first_backoff: Duration::from_millis(200),
+    max_doublings: 6,
+};
+
+/// A conditional write that met a concurrent one: read again and decide again, many
+/// times if need be (concurrent sign-ins of one user), with short jittered pauses.
+pub const WRITE_CONFLICTS: Policy = Policy {
+    max_attempts: 30,
+    first_backoff: Duration::from_millis(20),
+    max_doublings: 3,
+};
+
+/// Runs a Google `call` under [`GOOGLE`], jittered by the system's randomness. Each
+/// attempt's latency is a `GoogleLatency` metric.
 pub async fn retry<T, E, F, Fut>(what: &'static str, call: F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Attempt<T, E>>,
 {
-    retry_loop(what, true, call).await
+    retry_loop(GOOGLE, &SystemRandom, Some(what), call).await
 }
 
-/// [`retry`] without the latency metric (AWS calls: AWS publishes their latency).
-pub async fn retry_unmetered<T, E, F, Fut>(what: &'static str, call: F) -> Result<T, E>
+/// Runs `call` under `policy`: exponential backoff with full jitter drawn from
+/// `random`, never sleeping past the invocation's deadline.
+pub async fn retry_with<T, E, F, Fut>(policy: Policy, random: &dyn Randomness, call: F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Attempt<T, E>>,
 {
-    retry_loop(what, false, call).await
+    retry_loop(policy, random, None, call).await
 }
 
-async fn retry_loop<T, E, F, Fut>(what: &'static str, metered: bool, mut call: F) -> Result<T, E>
+async fn retry_loop<T, E, F, Fut>(
+    policy: Policy,
+    random: &dyn Randomness,
+    metered: Option<&'static str>,
+    mut call: F,
+) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut(u32) -> Fut,
@@ -114,41 +163,31 @@ where
     loop {
         let started = Instant::now();
         let outcome = call(attempt).await;
-        if metered {
+        if let Some(what) = metered {
             crate::telemetry::latency(what, started.elapsed());
         }
         let (error, wait) = match outcome {
             Attempt::Done(result) => return result,
             Attempt::Retry(error, wait) => (error, wait),
         };
-        let delay = wait.unwrap_or_else(|| backoff(attempt));
+        let delay = wait.unwrap_or_else(|| backoff(&policy, random, attempt));
         let room = remaining().is_none_or(|left| left > delay + MIN_CALL_TIME);
-        if attempt >= MAX_ATTEMPTS || !room {
+        if attempt >= policy.max_attempts || !room {
             return Err(error);
         }
-        tracing::warn!(call = what, attempt, reason = %error, "attempt failed; retrying");
+        match metered {
+            Some(what) => tracing::warn!(call = what, attempt, reason = %error, "attempt failed; retrying"),
+            None => tracing::debug!(attempt, reason = %error, "attempt failed; retrying"),
+        }
         tokio::time::sleep(delay).await;
         attempt += 1;
     }
 }
 
-/// Full jitter: a random delay in 0..(100 ms << attempt).
-fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 100u64 << attempt.min(6);
-    Duration::from_millis(random_u64() % (cap_ms + 1))
-}
-
-/// Draws from the process's CSPRNG once, during the cold start: aws-lc sets up its
-/// per-process and per-thread generators at their first use, which would
-/// otherwise fall on the first request (its first TLS handshake or random id).
-pub fn seed_randomness() {
-    let _ = random_u64();
-}
-
-pub fn random_u64() -> u64 {
-    let mut random = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut random).expect("system randomness is available");
-    u64::from_le_bytes(random)
+/// Full jitter: a random delay below the attempt's cap.
+fn backoff(policy: &Policy, random: &dyn Randomness, attempt: u32) -> Duration {
+    let cap = policy.first_backoff.as_millis() as u64 * (1u64 << (attempt - 1).min(policy.max_doublings));
+    Duration::from_millis(random.next_u64() % (cap + 1))
 }
 
 /// The HTTP client every Google call shares, built once per cold start so
@@ -207,6 +246,31 @@ pub async fn bounded<T, E>(work: impl Future<Output = Result<T, E>>) -> Result<R
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn write_conflicts_are_retried_patiently_but_never_past_the_deadline() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), String> = retry_with(WRITE_CONFLICTS, &SystemRandom, |_| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Attempt::Retry("conflict".to_owned(), None)
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), WRITE_CONFLICTS.max_attempts);
+
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let _: Result<(), String> = with_deadline(started + Duration::from_millis(300), async {
+            retry_with(WRITE_CONFLICTS, &SystemRandom, |_| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Attempt::Retry("conflict".to_owned(), None)
+            })
+            .await
+        })
+        .await;
+        assert!(calls.load(Ordering::SeqCst) < WRITE_CONFLICTS.max_attempts);
+        assert!(started.elapsed() <= Duration::from_millis(300));
+    }
 
     #[tokio::test]
     async fn retries_stop_after_three_attempts() {

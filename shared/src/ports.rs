@@ -1,14 +1,19 @@
-//! What the use cases need from outside, as small traits. The adapters live in
-//! `aws` (DynamoDB, KMS, EventBridge) and `google` (token endpoint, Calendar, ID
-//! tokens); `memory` has in-memory versions for fast unit tests of the use cases.
+//! What the use cases need from outside, as small traits in the domain's own words
+//! (`grant`, `identity`, `upstream`, `security`, `types`). The adapters live in `aws`
+//! (DynamoDB, KMS, EventBridge) and `google` (token endpoint, Calendar, ID tokens,
+//! security event tokens), with `system` for the process's clock and randomness;
+//! `memory` (feature `testing`) has in-memory twins for unit tests and the simulation.
 
 use async_trait::async_trait;
 use serde_json::Value;
+use time::OffsetDateTime;
 
-use crate::google::{CalendarError, Rejection, TokenError, TokenGrant, VerifiedIdentity};
-use crate::grant::{Ciphertext, Grant};
+use crate::grant::{Ciphertext, Grant, RemovalReason, TokenPurpose};
+use crate::identity::{Rejection, VerifiedIdentity};
 use crate::secret::Secret;
-use crate::types::{CalendarId, EventId, IdToken, SendUpdates};
+use crate::security::{RiscRejection, SecurityEvent, TokenLookup};
+use crate::types::{CalendarId, EventId, IdToken, ScopeSet, SendUpdates, Sub};
+use crate::upstream::{CalendarError, TokenError, TokenGrant};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -18,36 +23,35 @@ pub enum StoreError {
     /// A conditional write found another version than expected.
     #[error("the item changed concurrently")]
     Conflict,
+    /// No key can decrypt this ciphertext any more (it is not a ciphertext of ours,
+    /// is bound to another owner, or its key was deleted). Never a transient state.
+    #[error("ciphertext can no longer be decrypted: {0}")]
+    Undecryptable(String),
     #[error("stored item unreadable: {0}")]
     Corrupt(String),
     #[error("{0}")]
     Other(String),
 }
 
-/// How a `token-revoked` security event names a refresh token (already hashed to
-/// the stored form, see `grant::TokenIds`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenLookup {
-    Hash(String),
-    PrefixHash(String),
-}
-
 /// Grants, one per Google account, with versioned conditional writes.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
-    async fn load(&self, sub: &str) -> Result<Option<Grant>, StoreError>;
+    async fn load(&self, sub: &Sub) -> Result<Option<Grant>, StoreError>;
     /// Writes `grant` if the stored version is still `expected` (`None`: absent).
     async fn save(&self, grant: &Grant, expected: Option<u64>) -> Result<(), StoreError>;
-    /// Deletes the grant if its version is still `expected`; `reason` (`user`,
-    /// `risc:account-purged`) is what lifecycle events report.
-    async fn remove(&self, grant: &Grant, reason: &str) -> Result<(), StoreError>;
-    /// The `sub` whose stored refresh token has this identifier.
-    async fn find_by_token(&self, lookup: &TokenLookup) -> Result<Option<String>, StoreError>;
+    /// Records `grant.last_used_at` (see `Grant::used`) and the grant's place in
+    /// the sweep index that follows from it, if the stored version is still
+    /// `grant.version`, without a new version.
+    async fn touch(&self, grant: &Grant) -> Result<(), StoreError>;
+    /// Deletes the grant if its version is still `grant.version`.
+    async fn remove(&self, grant: &Grant, reason: RemovalReason) -> Result<(), StoreError>;
+    /// The user whose stored refresh token has this identifier.
+    async fn find_by_token(&self, lookup: &TokenLookup) -> Result<Option<Sub>, StoreError>;
 
     /// The grants of several users in as few calls as the store allows (for a batch
     /// of jobs). Users without a grant are left out, and so may be users the store
     /// did not get to: a caller loads those one by one. By default one `load` each.
-    async fn load_many(&self, subs: &[String]) -> Result<Vec<Grant>, StoreError> {
+    async fn load_many(&self, subs: &[Sub]) -> Result<Vec<Grant>, StoreError> {
         let mut grants = Vec::with_capacity(subs.len());
         for sub in subs {
             grants.extend(self.load(sub).await?);
@@ -56,11 +60,11 @@ pub trait GrantStore: Send + Sync {
     }
 }
 
-/// Encrypts tokens bound to their owner (KMS encryption context).
+/// Encrypts tokens bound to their owner and purpose (a KMS encryption context).
 #[async_trait]
 pub trait TokenSealer: Send + Sync {
-    async fn seal(&self, sub: &str, token: &Secret) -> Result<Ciphertext, StoreError>;
-    async fn open(&self, sub: &str, ciphertext: &Ciphertext) -> Result<Secret, StoreError>;
+    async fn seal(&self, sub: &Sub, purpose: TokenPurpose, token: &Secret) -> Result<Ciphertext, StoreError>;
+    async fn open(&self, sub: &Sub, purpose: TokenPurpose, ciphertext: &Ciphertext) -> Result<Secret, StoreError>;
 }
 
 /// Security event `jti`s already applied.
@@ -74,7 +78,8 @@ pub trait ReplayGuard: Send + Sync {
 #[async_trait]
 pub trait TokenEndpoint: Send + Sync {
     async fn exchange_code(&self, code: &Secret, redirect_uri: &str) -> Result<TokenGrant, TokenError>;
-    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, TokenError>;
+    /// A new access token; with `scopes`, narrowed to that subset of the grant.
+    async fn refresh(&self, refresh_token: &Secret, scopes: Option<&ScopeSet>) -> Result<TokenGrant, TokenError>;
     /// `Ok(false)` when Google says the token was already invalid.
     async fn revoke(&self, token: &Secret) -> Result<bool, TokenError>;
 }
@@ -98,6 +103,12 @@ pub trait IdTokens: Send + Sync {
     async fn verify(&self, token: &IdToken) -> Result<VerifiedIdentity, Rejection>;
 }
 
+/// Cross-Account Protection security event token verification.
+#[async_trait]
+pub trait SecurityEventTokens: Send + Sync {
+    async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection>;
+}
+
 /// One event for the team's bus (EventBridge `DetailType` + `Detail`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
@@ -105,19 +116,109 @@ pub struct Outgoing {
     pub detail: Value,
 }
 
+/// Why an event did not reach the bus.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Throttled, down or not answered: send it again later.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    /// The bus will never take this entry (too large, malformed).
+    #[error("event refused for good: {0}")]
+    Refused(String),
+}
+
 /// Where lifecycle and job events go.
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    /// All or nothing from the caller's view: an error means "send again".
-    async fn publish(&self, events: &[Outgoing]) -> Result<(), StoreError>;
+    /// One result per event, in order: one event that could not be sent never
+    /// holds back the others.
+    async fn publish_each(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>>;
+}
 
-    /// One result per event, in order: for a batch of independent outcomes, where
-    /// one event that could not be sent must not hold back the others. All or
-    /// nothing unless the sink can tell them apart.
-    async fn publish_each(&self, events: &[Outgoing]) -> Vec<Result<(), StoreError>> {
-        match self.publish(events).await {
-            Ok(()) => events.iter().map(|_| Ok(())).collect(),
-            Err(err) => events.iter().map(|_| Err(err.clone())).collect(),
-        }
+/// Wall-clock time: timestamps, token expiries, leases shared between environments.
+/// (Monotonic time and sleeping are tokio's, which the simulation runs paused.)
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+
+    fn now_unix(&self) -> i64 {
+        self.now().unix_timestamp()
     }
+
+    fn now_unix_ms(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// Randomness that needs no cryptographic strength (backoff jitter, lease owners).
+pub trait Randomness: Send + Sync {
+    fn next_u64(&self) -> u64;
+}
+
+/// An access token sealed for every execution environment to share (the purpose
+/// `access_token`), bound to the refresh token (and grant version) it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedToken {
+    pub ciphertext: Ciphertext,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// What the token carries, as Google named it.
+    pub scopes: ScopeSet,
+    /// Names the refresh token and grant version it came from.
+    pub source: String,
+}
+
+/// Who is refreshing a user's token for a scope set, and until when (Unix ms): the
+/// holder's invocation deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until_ms: i64,
+}
+
+/// The shared token of one user and scope set, and the lease on refreshing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedSlot {
+    pub token: Option<SharedToken>,
+    pub lease: Option<Lease>,
+}
+
+/// Access tokens shared by every execution environment, so the fleet refreshes
+/// once per token lifetime (README, "One refresh for the whole fleet").
+#[async_trait]
+pub trait SharedTokens: Send + Sync {
+    /// The slot of `sub` and scope set `key`, strongly consistent.
+    async fn read(&self, sub: &Sub, key: &str) -> Result<SharedSlot, StoreError>;
+    /// Takes the lease unless another holder's lease is still running at `now_ms`;
+    /// `Ok(false)` when it is.
+    async fn lease(&self, sub: &Sub, key: &str, lease: &Lease, now_ms: i64) -> Result<bool, StoreError>;
+    /// Stores the token and ends `owner`'s lease, if `owner` still holds it
+    /// (`Conflict` otherwise).
+    async fn store(&self, sub: &Sub, key: &str, token: &SharedToken, owner: &str) -> Result<(), StoreError>;
+    /// Ends `owner`'s lease without a token (the refresh failed).
+    async fn release(&self, sub: &Sub, key: &str, owner: &str) -> Result<(), StoreError>;
+    /// Deletes the token if it is still this ciphertext (Google rejected it).
+    async fn discard(&self, sub: &Sub, key: &str, ciphertext: &Ciphertext) -> Result<(), StoreError>;
+}
+
+/// One page of users read from the sweep index (or, for the backfill, of grants
+/// not in it yet), and where the next page starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub subs: Vec<Sub>,
+    pub next: Option<String>,
+}
+
+/// The sweep index: grants by the day their next sweep is due (README, "Grant
+/// lifetime"), and how far the sweeper has come.
+#[async_trait]
+pub trait SweepIndex: Send + Sync {
+    /// The users of one bucket (`grant::sweep_bucket`) due by `now` (Unix s), from
+    /// `after` on.
+    async fn due(&self, bucket: &str, now: i64, after: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    /// The first day whose buckets have not been swept completely.
+    async fn swept_until(&self) -> Result<Option<time::Date>, StoreError>;
+    async fn set_swept_until(&self, day: time::Date) -> Result<(), StoreError>;
+    /// Grants that are not in the index yet (stored before it existed), from
+    /// `after` on: the one-time backfill.
+    async fn unindexed(&self, after: Option<&str>, limit: usize) -> Result<Page, StoreError>;
 }

@@ -44,6 +44,38 @@ impl fmt::Debug for IdToken {
     }
 }
 
+/// A Google account's subject identifier (`sub`): 1-255 visible ASCII characters,
+/// as Google documents it. Every use case names its user with one, so the inside
+/// never meets an empty or oversized identifier.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Sub(String);
+
+impl Sub {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = (1..=Self::MAX_LEN).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Sub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sub({})", self.0)
+    }
+}
+
 /// A set of OAuth scopes, normalised to the full URLs Google reports in token
 /// responses (`email` and `profile` are aliases).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,6 +111,30 @@ impl ScopeSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &String> {
         self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every scope of `self` is in `other`.
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    /// The `scope` parameter of a token request: space-separated.
+    pub fn to_space_separated(&self) -> String {
+        self.0.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    /// A short stable name of the set (hex of a SHA-256 prefix), for keys.
+    pub fn key(&self) -> String {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for scope in &self.0 {
+            ctx.update(&(scope.len() as u64).to_be_bytes());
+            ctx.update(scope.as_bytes());
+        }
+        data_encoding::HEXLOWER.encode(&ctx.finish().as_ref()[..12])
     }
 }
 
@@ -186,10 +242,10 @@ impl EventId {
         Self::encode(ctx.finish().as_ref())
     }
 
-    pub fn random() -> Self {
-        let mut bytes = [0u8; 20];
-        aws_lc_rs::rand::fill(&mut bytes).expect("system randomness is available");
-        Self::encode(&bytes)
+    /// An id for an event without a key, from `random` bytes (the caller's
+    /// randomness port decides where they come from).
+    pub fn from_random(random: &[u8]) -> Self {
+        Self::encode(random)
     }
 
     /// A client-supplied id, if Google would accept it.
@@ -223,6 +279,33 @@ mod tests {
             assert!(IdToken::parse(bad).is_none(), "{bad:?}");
         }
         assert!(IdToken::parse(&format!("a.{}.c", "b".repeat(9000))).is_none());
+    }
+
+    #[test]
+    fn subs_are_one_to_255_visible_ascii_characters() {
+        assert_eq!(
+            Sub::parse("110169484474386276334").unwrap().as_str(),
+            "110169484474386276334"
+        );
+        assert!(Sub::parse(&"1".repeat(255)).is_some());
+        for bad in ["", " ", "a b", "tab\t", "é", "line\n"] {
+            assert!(Sub::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(Sub::parse(&"1".repeat(256)).is_none());
+    }
+
+    #[test]
+    fn scope_set_keys_ignore_order_and_aliases() {
+        let a = ScopeSet::from_space_separated("email openid");
+        let b = ScopeSet::from_space_separated("openid https://www.googleapis.com/auth/userinfo.email");
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), ScopeSet::from_space_separated("openid").key());
+        assert_eq!(
+            a.to_space_separated(),
+            "https://www.googleapis.com/auth/userinfo.email openid"
+        );
+        assert!(ScopeSet::from_space_separated("openid").is_subset(&a));
+        assert!(!a.is_subset(&ScopeSet::from_space_separated("openid")));
     }
 
     #[test]
@@ -270,10 +353,10 @@ mod tests {
         assert_ne!(a, EventId::derive("sub-2", "primary", &key));
         assert_ne!(a, EventId::derive("sub-1", "work", &key));
         assert_ne!(EventId::derive("ab", "c", &key), EventId::derive("a", "bc", &key));
-        for id in [a, EventId::random()] {
+        for id in [a, EventId::from_random(&[7; 20])] {
             assert!(EventId::parse(id.as_str()).is_some(), "{id:?}");
         }
-        assert_ne!(EventId::random(), EventId::random());
+        assert_ne!(EventId::from_random(&[1; 20]), EventId::from_random(&[2; 20]));
         assert!(EventId::parse("UPPER").is_none());
         assert!(EventId::parse("wxyz0").is_none());
     }

@@ -34,7 +34,7 @@ fn verify(c: &mut Criterion) {
     let identity = runtime
         .block_on(verifier.verify(&token))
         .expect("the emulator's token verifies");
-    assert_eq!(identity.sub(), "bench-user");
+    assert_eq!(identity.sub().as_str(), "bench-user");
     let jwks_fetches = google.hits().jwks;
 
     let mut group = c.benchmark_group("id_token");

@@ -22,6 +22,11 @@ use shared::{Boot, Config};
 pub use google_emulator;
 
 pub const ORIGIN: &str = "https://app.example.com";
+
+/// A Google `sub` for a test user.
+pub fn sub(raw: &str) -> shared::types::Sub {
+    shared::types::Sub::parse(raw).expect("a valid sub")
+}
 pub const CALENDAR_EVENTS: &str = "https://www.googleapis.com/auth/calendar.events";
 
 /// The function a request is sent to.

@@ -7,9 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lambda_http::lambda_runtime::{Context, LambdaEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::aws::EventBridgeSink;
-use shared::cases::{AccessTokens, CalendarEvents};
+use shared::cases::CalendarEvents;
 use shared::ports::EventSink;
 
 use crate::{Options, Stack};
@@ -119,8 +122,7 @@ impl Stack {
     pub async fn worker_with_bus_down(&self) -> worker::Worker {
         let sink = self.unreachable_bus().await;
         let boot = self.another_boot(&Options::default());
-        let access = AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth());
-        let events = CalendarEvents::new(Arc::new(access), boot.calendar());
+        let events = CalendarEvents::new(Arc::new(boot.access_tokens()), boot.calendar());
         worker::Worker::with(events, Some(sink))
     }
 
@@ -134,9 +136,8 @@ impl Stack {
             .and_then(|l| l.local_addr())
             .expect("port");
         let down = crate::aws::sdk_config(&format!("http://{closed}")).await;
-        let http = shared::outbound::http_client(Duration::from_secs(2));
-        let rpc = shared::aws::json_rpc::JsonRpc::eventbridge(&down, &http).expect("endpoint");
-        Arc::new(EventBridgeSink::new(rpc, "bus".into()))
+        let client = aws_sdk_eventbridge::Client::new(&down);
+        Arc::new(EventBridgeSink::new(client, "bus".into()))
     }
 
     /// A jobs queue with its dead-letter queue, as the template defines them.
@@ -171,6 +172,10 @@ impl Stack {
 
     pub fn publisher(&self, bus: Option<&Bus>) -> publisher::Publisher {
         publisher::Publisher::new(&self.another_boot(&self.offline_options(bus)))
+    }
+
+    pub fn sweeper(&self, options: &Options) -> sweeper::SweeperFunction {
+        sweeper::SweeperFunction::new(&self.another_boot(options))
     }
 
     /// Every record of the table's stream from its start, in the shape Lambda's
@@ -251,4 +256,44 @@ pub fn retried(answer: &Value) -> Vec<String> {
         .iter()
         .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A function without an HTTP route, invoked as the Lambda runtime invokes it: the
+/// payload decoded into the function's event type, the answer encoded as JSON.
+#[allow(async_fn_in_trait)]
+pub trait Invoke {
+    async fn invoke(&self, payload: Value) -> Value;
+}
+
+fn lambda_event<E: DeserializeOwned>(payload: Value) -> LambdaEvent<E> {
+    let event = serde_json::from_value(payload).expect("the event decodes as the function's event type");
+    LambdaEvent::new(event, Context::default())
+}
+
+fn encoded(answer: impl Serialize) -> Value {
+    serde_json::to_value(answer).expect("the answer encodes")
+}
+
+impl Invoke for worker::Worker {
+    async fn invoke(&self, payload: Value) -> Value {
+        encoded(self.handle(lambda_event(payload)).await)
+    }
+}
+
+impl Invoke for publisher::Publisher {
+    async fn invoke(&self, payload: Value) -> Value {
+        encoded(self.handle(lambda_event(payload)).await)
+    }
+}
+
+impl Invoke for tokens::Tokens {
+    async fn invoke(&self, payload: Value) -> Value {
+        encoded(self.handle(lambda_event(payload)).await)
+    }
+}
+
+impl Invoke for sweeper::SweeperFunction {
+    async fn invoke(&self, payload: Value) -> Value {
+        encoded(self.handle(lambda_event(payload)).await)
+    }
 }

@@ -32,7 +32,7 @@ impl Account {
         Self {
             cors: boot.cors(),
             id_tokens: boot.id_tokens(),
-            disconnect: Disconnect::new(grants.clone(), boot.sealer(), boot.google_oauth()),
+            disconnect: Disconnect::new(grants.clone(), boot.sealer(), boot.google_oauth(), boot.ambient.clone()),
             grants,
         }
     }

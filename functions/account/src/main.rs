@@ -1,6 +1,13 @@
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    let boot = shared::Boot::from_env("account", account::NEEDS).await;
-    let function = account::Account::new(&boot);
-    shared::http::run(|req| function.handle(req)).await
+use std::sync::Arc;
+
+fn main() -> Result<(), lambda_http::Error> {
+    shared::entry::runtime()?.block_on(async {
+        let boot = shared::Boot::from_env("account", account::NEEDS).await;
+        let function = Arc::new(account::Account::new(&boot));
+        shared::http::run(move |req| {
+            let function = function.clone();
+            async move { function.handle(req).await }
+        })
+        .await
+    })
 }

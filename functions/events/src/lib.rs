@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ::http::{HeaderValue, Method, StatusCode};
 use lambda_http::Request;
-use shared::cases::{AccessTokens, CalendarEvents, NewEvent};
+use shared::cases::{CalendarEvents, NewEvent};
 use shared::http::{self, Cors, Response, Route};
 use shared::ports::IdTokens;
 use shared::types::{CALENDAR_EVENTS_SCOPE, CalendarId, IdempotencyKey, SendUpdates};
@@ -25,14 +25,13 @@ pub struct Events {
 }
 
 impl Events {
-    /// ID tokens, the table, KMS `Decrypt` (and `Encrypt` for rotated tokens),
-    /// Google's token endpoint and Calendar.
+    /// ID tokens, the table, KMS (refresh tokens, and the fleet's shared access
+    /// tokens), Google's token endpoint and Calendar.
     pub fn new(boot: &Boot) -> Self {
-        let access = AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth());
         Self {
             cors: boot.cors(),
             id_tokens: boot.id_tokens(),
-            events: CalendarEvents::new(Arc::new(access), boot.calendar()),
+            events: CalendarEvents::new(Arc::new(boot.access_tokens()), boot.calendar()),
         }
     }
 
@@ -43,14 +42,18 @@ impl Events {
     async fn create(&self, req: Request) -> Result<Response, ApiError> {
         let identity = http::authenticate(self.id_tokens.as_ref(), &req).await?;
         let new = parse(&req)?;
-        let created = self.events.create(identity.sub(), new).await.map_err(|err| match err {
-            // Over HTTP the answer to "no grant at all" is the same as to "no
-            // Calendar scope": run (incremental) authorization.
-            ApiError::NotConnected => ApiError::ScopeRequired {
-                scopes: vec![CALENDAR_EVENTS_SCOPE.to_owned()],
-            },
-            other => other,
-        })?;
+        let created = self
+            .events
+            .create(identity.sub(), new, None)
+            .await
+            .map_err(|err| match err {
+                // Over HTTP the answer to "no grant at all" is the same as to "no
+                // Calendar scope": run (incremental) authorization.
+                ApiError::NotConnected => ApiError::ScopeRequired {
+                    scopes: vec![CALENDAR_EVENTS_SCOPE.to_owned()],
+                },
+                other => other,
+            })?;
         if !created.replayed {
             return Ok(http::json_response(StatusCode::CREATED, &created.event));
         }

@@ -1,11 +1,12 @@
-//! `POST /auth/exchange`: a one-time Google authorization code (popup code model,
-//! offline access) becomes a verified identity and a KMS-encrypted refresh token.
+//! `POST /auth/exchange`: a one-time Google authorization code (the popup code
+//! model, or a phone app's server auth code, with offline access) becomes a verified
+//! identity and a KMS-encrypted refresh token.
 
 use ::http::{Method, StatusCode};
 use lambda_http::Request;
 use shared::cases::SignIn;
 use shared::http::views::SignedInView;
-use shared::http::{self, Cors, Response, Route};
+use shared::http::{self, Cors, RedirectUris, Response, Route};
 use shared::{ApiError, Boot, Needs, Secret};
 
 pub const NEEDS: Needs = Needs {
@@ -16,7 +17,7 @@ pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/exchange")];
 
 pub struct Exchange {
     cors: Cors,
-    redirect_uris: Vec<String>,
+    redirect_uris: RedirectUris,
     sign_in: SignIn,
 }
 
@@ -25,8 +26,14 @@ impl Exchange {
     pub fn new(boot: &Boot) -> Self {
         Self {
             cors: boot.cors(),
-            redirect_uris: boot.config.allowed_redirect_uris.clone(),
-            sign_in: SignIn::new(boot.google_oauth(), boot.id_tokens(), boot.sealer(), boot.grants()),
+            redirect_uris: boot.redirect_uris(),
+            sign_in: SignIn::new(
+                boot.google_oauth(),
+                boot.id_tokens(),
+                boot.sealer(),
+                boot.grants(),
+                boot.ambient.clone(),
+            ),
         }
     }
 
@@ -38,16 +45,15 @@ impl Exchange {
         http::require_csrf_header(&self.cors, &req)?;
         let body = http::json_object(http::json_body(&req)?)?;
         let code = Secret::new(http::required_string(&body, "code")?);
-        let redirect_uri = http::redirect_uri(&self.redirect_uris, &body)?;
+        let redirect_uri = self.redirect_uris.of(&body)?;
 
         let signed_in = self.sign_in.exchange(&code, &redirect_uri).await?;
-        let view = SignedInView {
-            user: &signed_in.identity.profile,
-            granted_scopes: &signed_in.grant.scopes,
-            offline_access: signed_in.grant.offline_access(),
-            id_token: signed_in.id_token.as_str(),
-            id_token_expires_at: signed_in.identity.expires_at,
-        };
+        let view = SignedInView::new(
+            &signed_in.identity.profile,
+            &signed_in.grant,
+            signed_in.id_token.as_str(),
+            signed_in.identity.expires_at,
+        );
         Ok(http::json_response(StatusCode::OK, &view))
     }
 }

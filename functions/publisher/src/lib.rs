@@ -5,17 +5,22 @@
 //! still produces its event, and a failed write produces none.
 //!
 //! Records of one shard are handled in order; the first one whose events cannot be
-//! sent is reported (`batchItemFailures`), so the stream retries from it and
-//! nothing is lost. Non-grant items (RISC `jti` records) produce nothing.
+//! sent now is reported (`batchItemFailures`), so the stream retries from it and
+//! nothing is lost. An event the bus refuses for good (it never should: a detail
+//! is at most 8 KB) is logged and counted, and never holds the shard back. Items
+//! other than grants (RISC `jti` records, shared access tokens) produce nothing;
+//! the stream filter keeps most of them away already.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use shared::aws::item::{self, DELETE_REASON};
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_http::lambda_runtime::LambdaEvent;
+use shared::aws::item::{self, DELETE_REASON, GRANT_PREFIX, Item};
 use shared::cases::lifecycle::grant_changes;
-use shared::grant::Grant;
-use shared::ports::{EventSink, Outgoing, StoreError};
+use shared::entry::{self, Entry, Outcome};
+use shared::grant::{Grant, RemovalReason};
+use shared::ports::{EventSink, Outgoing, PublishError, StoreError};
 use shared::{Boot, Needs};
 
 /// Reads no token and calls no Google endpoint.
@@ -23,31 +28,6 @@ pub const NEEDS: Needs = Needs {
     kms: false,
     client_secret: false,
 };
-
-#[derive(Deserialize)]
-struct StreamEvent {
-    #[serde(rename = "Records", default)]
-    records: Vec<StreamRecord>,
-}
-
-#[derive(Deserialize)]
-struct StreamRecord {
-    #[serde(rename = "eventName", default)]
-    event_name: String,
-    dynamodb: Change,
-}
-
-#[derive(Deserialize)]
-struct Change {
-    #[serde(rename = "Keys", default)]
-    keys: Map<String, Value>,
-    #[serde(rename = "NewImage")]
-    new_image: Option<Map<String, Value>>,
-    #[serde(rename = "OldImage")]
-    old_image: Option<Map<String, Value>>,
-    #[serde(rename = "SequenceNumber", default)]
-    sequence_number: String,
-}
 
 pub struct Publisher {
     sink: Option<Arc<dyn EventSink>>,
@@ -62,61 +42,90 @@ impl Publisher {
         Self { sink }
     }
 
-    /// A stream batch in, `{"batchItemFailures": [...]}` out.
-    pub async fn handle(&self, event: Value) -> Value {
-        let event: StreamEvent = match serde_json::from_value(event) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::error!(error = %err, "not a DynamoDB stream event");
-                return json!({"batchItemFailures": []});
-            }
-        };
-        for record in &event.records {
-            if let Err(err) = self.publish(record).await {
-                tracing::warn!(sequence = %record.dynamodb.sequence_number, error = %err, "stream record not published; it will be retried");
-                let failed = json!({"itemIdentifier": record.dynamodb.sequence_number});
-                return json!({"batchItemFailures": [failed]});
-            }
-        }
-        json!({"batchItemFailures": []})
+    /// A stream batch in, the first record to retry (if any) out.
+    pub async fn handle(&self, event: LambdaEvent<Event>) -> DynamoDbEventResponse {
+        let entry = Entry::of("stream", &event.context);
+        entry::invocation(entry, self.batch(event.payload), |response| Outcome {
+            code: if response.batch_item_failures.is_empty() {
+                "ok".into()
+            } else {
+                "retry".into()
+            },
+            status: None,
+        })
+        .await
     }
 
-    async fn publish(&self, record: &StreamRecord) -> Result<(), StoreError> {
-        let events = changes(record)?;
+    pub async fn batch(&self, event: Event) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for record in event.records {
+            let sequence = record.change.sequence_number.clone();
+            if let Err(why) = self.publish(record).await {
+                tracing::warn!(sequence = ?sequence, reason = %why, "stream record not published; it will be retried");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = sequence;
+                response.batch_item_failures.push(failure);
+                break;
+            }
+        }
+        response
+    }
+
+    /// Publishes a record's events; `Err` when some could not be sent now (the
+    /// stream then retries from this record).
+    async fn publish(&self, record: EventRecord) -> Result<(), String> {
+        let events = changes(record).map_err(|err| err.to_string())?;
         for event in &events {
             let text = |name: &str| event.detail[name].as_str().unwrap_or_default().to_owned();
             tracing::info!(event = event.detail_type, event_id = %text("event_id"), sub = %text("sub"), "lifecycle event");
             shared::telemetry::metric(event.detail_type, 1.0);
         }
-        match &self.sink {
-            Some(sink) if !events.is_empty() => sink.publish(&events).await,
-            _ => Ok(()),
+        let Some(sink) = self.sink.as_ref().filter(|_| !events.is_empty()) else {
+            return Ok(());
+        };
+        let mut retry = None;
+        for (event, result) in events.iter().zip(sink.publish_each(&events).await) {
+            match result {
+                Ok(()) => {}
+                Err(PublishError::Refused(why)) => {
+                    shared::telemetry::metric("LifecycleEventRefused", 1.0);
+                    tracing::error!(event = event.detail_type, reason = %why, "the bus refused a lifecycle event for good");
+                }
+                Err(PublishError::Unavailable(why)) => retry = Some(why),
+            }
         }
+        // Sent again as a whole: consumers deduplicate on `event_id`.
+        retry.map_or(Ok(()), Err)
     }
 }
 
 /// The lifecycle events one stream record means (none for non-grant items).
-fn changes(record: &StreamRecord) -> Result<Vec<Outgoing>, StoreError> {
-    let change = &record.dynamodb;
-    let is_grant = change.keys["pk"]["S"]
-        .as_str()
-        .is_some_and(|pk| pk.starts_with("grant#"));
+fn changes(record: EventRecord) -> Result<Vec<Outgoing>, StoreError> {
+    let change = record.change;
+    let keys: Item = item::from_image(change.keys);
+    let is_grant = keys
+        .get("pk")
+        .and_then(|pk| pk.as_s().ok())
+        .is_some_and(|pk| pk.starts_with(GRANT_PREFIX));
     if !is_grant {
         return Ok(Vec::new());
     }
-    let decode = |image: &Option<Map<String, Value>>| -> Result<Option<(Grant, Option<String>)>, StoreError> {
-        let Some(image) = image else { return Ok(None) };
+    let decode = |image: serde_dynamo::Item| -> Result<Option<(Grant, Option<RemovalReason>)>, StoreError> {
+        let image = item::from_image(image);
+        if image.is_empty() {
+            return Ok(None);
+        }
         let reason = image
             .get(DELETE_REASON)
-            .and_then(|v| v["S"].as_str())
-            .map(str::to_owned);
-        Ok(Some((item::decode(&item::from_json(image)?)?, reason)))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|r| RemovalReason::parse(r));
+        Ok(Some((item::decode(&image)?, reason)))
     };
-    let old = decode(&change.old_image)?;
-    let new = decode(&change.new_image)?;
+    let old = decode(change.old_image)?;
+    let new = decode(change.new_image)?;
     if record.event_name == "REMOVE" {
         let (old, reason) = old.unzip();
-        return Ok(grant_changes(old.as_ref(), None, reason.flatten().as_deref()));
+        return Ok(grant_changes(old.as_ref(), None, reason.flatten()));
     }
     // The mark written just before a deletion changes nothing a consumer sees.
     if new.as_ref().is_some_and(|(_, reason)| reason.is_some()) {

@@ -1,6 +1,13 @@
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    let boot = shared::Boot::from_env("publisher", publisher::NEEDS).await;
-    let function = publisher::Publisher::new(&boot);
-    shared::batch::run(|event| function.handle(event)).await
+use std::sync::Arc;
+
+fn main() -> Result<(), lambda_http::Error> {
+    shared::entry::runtime()?.block_on(async {
+        let boot = shared::Boot::from_env("publisher", publisher::NEEDS).await;
+        let function = Arc::new(publisher::Publisher::new(&boot));
+        shared::entry::run(move |event| {
+            let function = function.clone();
+            async move { function.handle(event).await }
+        })
+        .await
+    })
 }

@@ -2,12 +2,15 @@
 //! A verified security event token about a user we hold makes us stop using their
 //! tokens at once. The effect of each event type is in the README ("RISC").
 
+use std::sync::Arc;
+
 use ::http::{Method, StatusCode};
 use lambda_http::Request;
 use serde_json::json;
 use shared::cases::SecurityEvents;
-use shared::google::{RiscRejection, SecurityEventVerifier};
 use shared::http::{self, Cors, Response, Route};
+use shared::ports::SecurityEventTokens;
+use shared::security::RiscRejection;
 use shared::{ApiError, Boot, Needs};
 
 /// Never touches a token: no KMS key, no client secret.
@@ -19,7 +22,7 @@ pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/risc")];
 
 pub struct Risc {
     cors: Cors,
-    verifier: SecurityEventVerifier,
+    verifier: Arc<dyn SecurityEventTokens>,
     events: SecurityEvents,
 }
 
@@ -30,7 +33,7 @@ impl Risc {
         Self {
             cors: boot.cors(),
             verifier: boot.security_events(),
-            events: SecurityEvents::new(table.clone(), table),
+            events: SecurityEvents::new(table.clone(), table, boot.ambient.clone()),
         }
     }
 

@@ -1,12 +1,17 @@
 //! `tokens`: short-lived access tokens for any Google API, vended by direct
 //! invocation to the team's IAM-authorised backends, for a user identified by
-//! their Google `sub` (README, "Acting for users from your backend"). Every
+//! their Google `sub` (README, "Acting for users from your backend"). A vended token
+//! carries exactly the requested scopes (every granted one without `scopes`). Every
 //! expected outcome is a normal payload, never a function error. The token is in
 //! the response only: the log line names the `sub` and the scopes.
 
-use serde_json::{Map, Value, json};
+use lambda_http::lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::cases::AccessTokens;
-use shared::types::ScopeSet;
+use shared::entry::{self, Entry, ErrorPayload, Outcome};
+use shared::grant::unix_rfc3339;
+use shared::types::{ScopeSet, Sub};
 use shared::{ApiError, Boot, Needs};
 
 pub const NEEDS: Needs = Needs {
@@ -14,74 +19,101 @@ pub const NEEDS: Needs = Needs {
     client_secret: true,
 };
 
+/// What a backend asks for.
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    pub sub: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A vended access token.
+#[derive(Debug, Serialize)]
+pub struct VendedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// What the token carries, as Google named it.
+    pub scopes: ScopeSet,
+    /// When Google will end the grant (RFC 3339), if it said.
+    pub grant_expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum TokenResponse {
+    Token(VendedToken),
+    Error(ErrorPayload),
+}
+
 pub struct Tokens {
     access: AccessTokens,
 }
 
 impl Tokens {
-    /// The table, KMS `Decrypt` (`Encrypt` for rotated tokens), the token endpoint.
+    /// The table, KMS (refresh and shared access tokens), the token endpoint.
     pub fn new(boot: &Boot) -> Self {
-        Self::with(AccessTokens::new(boot.grants(), boot.sealer(), boot.google_oauth()))
+        Self::with(boot.access_tokens())
     }
 
     pub fn with(access: AccessTokens) -> Self {
         Self { access }
     }
 
-    /// `{"sub", "scopes"?}` in; a token or `{"error": {...}}` out.
-    pub async fn handle(&self, request: Value) -> Value {
-        let result = match read(&request) {
+    /// Any JSON in (a request that is not a [`TokenRequest`] is answered
+    /// `invalid_request`, not failed); a token or `{"error": {...}}` out.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> TokenResponse {
+        let entry = Entry::of("invoke", &event.context);
+        entry::invocation(entry, self.vend(event.payload), |response| match response {
+            TokenResponse::Token(_) => Outcome::ok(),
+            TokenResponse::Error(payload) => Outcome {
+                code: payload.error["code"].as_str().unwrap_or("error").to_owned().into(),
+                status: payload.error["status"].as_u64().map(|s| s as u16),
+            },
+        })
+        .await
+    }
+
+    pub async fn vend(&self, request: Value) -> TokenResponse {
+        let result = match read(request) {
             Ok((sub, scopes)) => {
-                shared::telemetry::record_subject(&sub);
-                self.access
-                    .vend(&sub, &scopes)
-                    .await
-                    .map(|vended| (sub, scopes, vended))
+                shared::telemetry::record_subject(sub.as_str());
+                self.access.vend(&sub, &scopes).await.map(|vended| (scopes, vended))
             }
             Err(err) => Err(err),
         };
         match result {
-            Ok((sub, requested, (vended, granted))) => {
+            Ok((requested, (vended, grant))) => {
                 shared::telemetry::metric("TokenVended", 1.0);
-                tracing::info!(sub = %sub, requested = ?requested, "access token vended");
-                json!({
-                    "access_token": vended.token.expose(),
-                    "token_type": "Bearer",
-                    "expires_at": vended.expires_at,
-                    "scopes": granted,
+                tracing::info!(requested = ?requested, carried = ?vended.scopes, "access token vended");
+                TokenResponse::Token(VendedToken {
+                    access_token: vended.token.expose().to_owned(),
+                    token_type: "Bearer",
+                    expires_at: vended.expires_at,
+                    scopes: vended.scopes,
+                    grant_expires_at: grant.expires_at().and_then(unix_rfc3339),
                 })
             }
             Err(err) => {
                 tracing::info!(code = err.code(), error = %err, "no access token vended");
-                error_payload(&err)
+                TokenResponse::Error(ErrorPayload::from(&err))
             }
         }
     }
 }
 
-fn read(request: &Value) -> Result<(String, ScopeSet), ApiError> {
-    let invalid = |why: &str| ApiError::invalid_request(why);
-    let Value::Object(request) = request else {
-        return Err(invalid("The request must be a JSON object."));
-    };
-    let sub = match request.get("sub") {
-        Some(Value::String(sub)) if !sub.trim().is_empty() => sub.clone(),
-        _ => return Err(invalid("'sub' must be a non-empty string.")),
-    };
-    let scopes = shared::http::scope_list(request, "scopes")?;
-    Ok((sub, scopes))
-}
-
-/// The error payload: the status and code of the error table, `missing_scopes`
-/// where scopes are missing, `retry_after` (seconds) where retrying later helps.
-fn error_payload(err: &ApiError) -> Value {
-    let mut error = Map::new();
-    error.insert("status".into(), json!(err.status()));
-    error.insert("code".into(), json!(err.code()));
-    error.insert("detail".into(), json!(err.detail()));
-    err.extensions(&mut error, "missing_scopes");
-    if let Some(seconds) = err.retry_after() {
-        error.insert("retry_after".into(), json!(seconds));
+fn read(request: Value) -> Result<(Sub, ScopeSet), ApiError> {
+    let request: TokenRequest = serde_json::from_value(request).map_err(|_| {
+        ApiError::invalid_request("The request must be {\"sub\": \"...\", \"scopes\": [\"...\"]} ('scopes' optional).")
+    })?;
+    let sub = Sub::parse(&request.sub)
+        .ok_or_else(|| ApiError::invalid_request("'sub' must be a Google sub: 1-255 visible ASCII characters."))?;
+    let scopes = request.scopes.unwrap_or_default();
+    if scopes.iter().any(|s| s.trim().is_empty()) {
+        return Err(ApiError::invalid_request(
+            "'scopes' must be a list of non-empty strings.",
+        ));
     }
-    json!({ "error": error })
+    Ok((sub, scopes.iter().collect()))
 }

@@ -1,6 +1,13 @@
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    let boot = shared::Boot::from_env("tokens", tokens::NEEDS).await;
-    let function = tokens::Tokens::new(&boot);
-    shared::batch::run(|request| function.handle(request)).await
+use std::sync::Arc;
+
+fn main() -> Result<(), lambda_http::Error> {
+    shared::entry::runtime()?.block_on(async {
+        let boot = shared::Boot::from_env("tokens", tokens::NEEDS).await;
+        let function = Arc::new(tokens::Tokens::new(&boot));
+        shared::entry::run(move |event| {
+            let function = function.clone();
+            async move { function.handle(event).await }
+        })
+        .await
+    })
 }

@@ -8,7 +8,7 @@ use ::http::{Method, StatusCode};
 use lambda_http::Request;
 use shared::cases::SignIn;
 use shared::http::views::GrantView;
-use shared::http::{self, Cors, Response, Route};
+use shared::http::{self, Cors, RedirectUris, Response, Route};
 use shared::ports::IdTokens;
 use shared::{ApiError, Boot, Needs, Secret};
 
@@ -20,7 +20,7 @@ pub static ROUTES: [Route; 1] = [Route::new(Method::POST, "/auth/upgrade")];
 
 pub struct Upgrade {
     cors: Cors,
-    redirect_uris: Vec<String>,
+    redirect_uris: RedirectUris,
     id_tokens: Arc<dyn IdTokens>,
     sign_in: SignIn,
 }
@@ -31,8 +31,14 @@ impl Upgrade {
         let id_tokens = boot.id_tokens();
         Self {
             cors: boot.cors(),
-            redirect_uris: boot.config.allowed_redirect_uris.clone(),
-            sign_in: SignIn::new(boot.google_oauth(), id_tokens.clone(), boot.sealer(), boot.grants()),
+            redirect_uris: boot.redirect_uris(),
+            sign_in: SignIn::new(
+                boot.google_oauth(),
+                id_tokens.clone(),
+                boot.sealer(),
+                boot.grants(),
+                boot.ambient.clone(),
+            ),
             id_tokens,
         }
     }
@@ -47,7 +53,7 @@ impl Upgrade {
         let body = http::json_object(http::json_body(&req)?)?;
         let code = Secret::new(http::required_string(&body, "code")?);
         let requested = http::scope_list(&body, "scopes")?;
-        let redirect_uri = http::redirect_uri(&self.redirect_uris, &body)?;
+        let redirect_uri = self.redirect_uris.of(&body)?;
 
         let grant = self
             .sign_in

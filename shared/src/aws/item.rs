@@ -1,40 +1,52 @@
 //! The DynamoDB item of a grant (one per Google account per client): the profile,
-//! `granted_scopes` (string set), the refresh-token ciphertext (binary) and its
-//! non-reversible identifiers, `status` (+ `status_reason`), `version`, timestamps.
-//! Also decodes the JSON form of an item (`GetItem` answers, the stream's images).
+//! `granted_scopes` (string set), the refresh-token ciphertext (binary), its
+//! non-reversible identifiers and expiry, `status` (+ `status_reason`), `version`,
+//! timestamps, when the token was last used, the expiry a notice was recorded for,
+//! and the sparse sweep-index attributes (`sweep_bucket`, `sweep_at`) that place an
+//! active grant at its next due time. Also reads the stream's images of an item.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use data_encoding::BASE64;
-use serde_json::Value;
 
-use crate::grant::{Ciphertext, Grant, GrantStatus, Profile, SealedToken, TokenIds};
+use crate::grant::{Ciphertext, Grant, GrantStatus, Profile, SealedToken, SweepPolicy, TokenIds};
 use crate::ports::StoreError;
+use crate::types::Sub;
 
 pub type Item = HashMap<String, AttributeValue>;
 
 /// Set on a grant just before a deletion that is not the user's own, so the
 /// stream's old image says why it went.
 pub const DELETE_REASON: &str = "delete_reason";
+/// The attributes of the sparse `sweep-due` index.
+pub const SWEEP_BUCKET: &str = "sweep_bucket";
+pub const SWEEP_AT: &str = "sweep_at";
+pub const LAST_USED_AT: &str = "last_used_at";
+/// The key prefix of grant items (the stream filter feeding `publisher` matches it).
+pub const GRANT_PREFIX: &str = "grant#";
 
 pub fn grant_key(client_id: &str, sub: &str) -> String {
-    format!("grant#{client_id}#{sub}")
+    format!("{GRANT_PREFIX}{client_id}#{sub}")
 }
 
-pub fn encode(client_id: &str, g: &Grant) -> Item {
+fn number(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The item of `g` as written at `written_at` (Unix s; it decides the sweep bucket).
+pub fn encode(client_id: &str, g: &Grant, policy: &SweepPolicy, written_at: i64) -> Item {
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let mut item = HashMap::from([
-        ("pk".to_owned(), s(&grant_key(client_id, g.sub()))),
-        ("sub".to_owned(), s(g.sub())),
+        ("pk".to_owned(), s(&grant_key(client_id, g.sub().as_str()))),
+        ("sub".to_owned(), s(g.sub().as_str())),
         ("client_id".to_owned(), s(client_id)),
         (
             "email_verified".to_owned(),
             AttributeValue::Bool(g.profile.email_verified),
         ),
         ("status".to_owned(), s(g.status.as_str())),
-        ("version".to_owned(), AttributeValue::N(g.version.to_string())),
+        ("version".to_owned(), number(g.version as i64)),
         ("created_at".to_owned(), s(&g.created_at)),
         ("updated_at".to_owned(), s(&g.updated_at)),
     ]);
@@ -64,19 +76,40 @@ pub fn encode(client_id: &str, g: &Grant) -> Item {
         );
         item.insert("refresh_token_hash".into(), s(&token.ids.hash));
         item.insert("refresh_token_prefix_hash".into(), s(&token.ids.prefix_hash));
+        if let Some(expires_at) = token.expires_at {
+            item.insert("refresh_token_expires_at".into(), number(expires_at));
+        }
+    }
+    if let Some(last_used_at) = g.last_used_at {
+        item.insert(LAST_USED_AT.into(), number(last_used_at));
+    }
+    if let Some(noticed) = g.expiry_noticed {
+        item.insert("expiry_notice_for".into(), number(noticed));
+    }
+    if let Some(slot) = g.sweep_slot(policy, written_at) {
+        item.insert(SWEEP_BUCKET.into(), s(&slot.bucket));
+        item.insert(SWEEP_AT.into(), number(slot.due_at));
     }
     item
 }
 
 pub fn decode(item: &Item) -> Result<Grant, StoreError> {
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let n = |name: &str| -> Result<Option<i64>, StoreError> {
+        item.get(name)
+            .map(|v| {
+                v.as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("{name} is not a number")))
+            })
+            .transpose()
+    };
     let required = |name: &str| s(name).ok_or_else(|| StoreError::Corrupt(format!("{name} missing")));
     let status = required("status")?;
     let status = GrantStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("unknown status {status}")))?;
-    let version = item
-        .get("version")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
+    let version = n("version")?
+        .and_then(|v| u64::try_from(v).ok())
         .ok_or_else(|| StoreError::Corrupt("version missing".into()))?;
     let ciphertext = item
         .get("refresh_token_ct")
@@ -86,13 +119,14 @@ pub fn decode(item: &Item) -> Result<Grant, StoreError> {
         (Some(ciphertext), Some(hash), Some(prefix_hash)) => Some(SealedToken {
             ciphertext,
             ids: TokenIds { hash, prefix_hash },
+            expires_at: n("refresh_token_expires_at")?,
         }),
         (None, _, _) => None,
         _ => return Err(StoreError::Corrupt("refresh token without identifiers".into())),
     };
+    let sub = Sub::parse(&required("sub")?).ok_or_else(|| StoreError::Corrupt("sub is not a Google sub".into()))?;
     Ok(Grant {
         profile: Profile {
-            sub: required("sub")?,
             email: s("email"),
             email_verified: item
                 .get("email_verified")
@@ -102,6 +136,7 @@ pub fn decode(item: &Item) -> Result<Grant, StoreError> {
             name: s("name"),
             picture: s("picture"),
             hd: s("hd"),
+            ..Profile::bare(sub)
         },
         scopes: item
             .get("granted_scopes")
@@ -114,82 +149,85 @@ pub fn decode(item: &Item) -> Result<Grant, StoreError> {
         version,
         created_at: required("created_at")?,
         updated_at: required("updated_at")?,
+        last_used_at: n(LAST_USED_AT)?,
+        expiry_noticed: n("expiry_notice_for")?,
     })
 }
 
-/// An item in DynamoDB's JSON form (`{"pk": {"S": "..."}, ...}`: a `GetItem`
-/// answer, a stream image) as an SDK item.
-pub fn from_json(image: &serde_json::Map<String, Value>) -> Result<Item, StoreError> {
-    image
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), attribute(value)?)))
-        .collect()
-}
-
-fn attribute(value: &Value) -> Result<AttributeValue, StoreError> {
-    let bad = || StoreError::Corrupt("item attribute".into());
-    let (kind, inner) = value.as_object().and_then(|o| o.iter().next()).ok_or_else(bad)?;
-    let text = || inner.as_str().map(str::to_owned).ok_or_else(bad);
-    Ok(match kind.as_str() {
-        "S" => AttributeValue::S(text()?),
-        "N" => AttributeValue::N(text()?),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().ok_or_else(bad)?),
-        "NULL" => AttributeValue::Null(true),
-        "B" => AttributeValue::B(Blob::new(BASE64.decode(text()?.as_bytes()).map_err(|_| bad())?)),
-        "SS" => AttributeValue::Ss(
-            inner
-                .as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => AttributeValue::Null(true),
-    })
+/// A stream record's image (as `aws_lambda_events` reads it) as an SDK item.
+pub fn from_image(image: serde_dynamo::Item) -> Item {
+    image.into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grant::DAY;
     use crate::secret::Secret;
+    use crate::types::ScopeSet;
 
-    #[test]
-    fn a_grant_survives_the_item_and_the_stream_image() {
+    const T0: i64 = 1_900_000_000;
+
+    fn grant(expires_at: Option<i64>) -> Grant {
         let token = Secret::new("1//refresh");
-        let grant = Grant {
+        Grant {
             profile: Profile {
-                sub: "u1".into(),
                 email: Some("u1@example.com".into()),
                 email_verified: true,
-                name: None,
-                picture: None,
-                hd: None,
+                ..Profile::bare(Sub::parse("u1").unwrap())
             },
-            scopes: ["openid", "email"].into_iter().collect(),
+            scopes: ["openid", "email"].into_iter().collect::<ScopeSet>(),
             refresh_token: Some(SealedToken {
                 ciphertext: Ciphertext(vec![0, 1, 2, 255]),
                 ids: TokenIds::of(&token),
+                expires_at,
             }),
             status: GrantStatus::Active,
             status_reason: None,
             version: 3,
             created_at: "2030-01-01T00:00:00Z".into(),
             updated_at: "2030-01-02T00:00:00Z".into(),
-        };
-        let item = encode("client", &grant);
-        assert_eq!(decode(&item).unwrap(), grant);
-        let image = serde_json::json!({
+            last_used_at: Some(T0),
+            expiry_noticed: None,
+        }
+    }
+
+    #[test]
+    fn a_grant_survives_its_item() {
+        for expires_at in [None, Some(T0 + 3 * DAY)] {
+            let grant = grant(expires_at);
+            let item = encode("client", &grant, &SweepPolicy::default(), T0);
+            assert_eq!(decode(&item).unwrap(), grant);
+        }
+    }
+
+    #[test]
+    fn only_grants_that_can_act_offline_sit_in_the_sweep_index() {
+        let policy = SweepPolicy::default();
+        let item = encode("client", &grant(None), &policy, T0);
+        assert_eq!(item[SWEEP_AT], number(T0 + 150 * DAY));
+        assert!(item[SWEEP_BUCKET].as_s().unwrap().contains('#'));
+        let dead = grant(None)
+            .dead("invalid_grant", time::OffsetDateTime::now_utc())
+            .unwrap();
+        let item = encode("client", &dead, &policy, T0);
+        assert!(!item.contains_key(SWEEP_BUCKET) && !item.contains_key(SWEEP_AT));
+    }
+
+    #[test]
+    fn a_stream_image_reads_as_the_item() {
+        let image: serde_dynamo::Item = serde_json::from_value(serde_json::json!({
             "sub": {"S": "u1"}, "status": {"S": "active"}, "version": {"N": "3"},
             "created_at": {"S": "a"}, "updated_at": {"S": "b"}, "email_verified": {"BOOL": true},
             "granted_scopes": {"SS": ["openid"]},
             "refresh_token_ct": {"B": "AAEC/w=="}, "refresh_token_hash": {"S": "h"},
-            "refresh_token_prefix_hash": {"S": "p"}
-        });
-        let decoded = decode(&from_json(image.as_object().unwrap()).unwrap()).unwrap();
-        assert_eq!(
-            decoded.refresh_token.unwrap().ciphertext,
-            Ciphertext(vec![0, 1, 2, 255])
-        );
+            "refresh_token_prefix_hash": {"S": "p"}, "refresh_token_expires_at": {"N": "1900259200"}
+        }))
+        .unwrap();
+        let decoded = decode(&from_image(image)).unwrap();
+        let token = decoded.refresh_token.unwrap();
+        assert_eq!(token.ciphertext, Ciphertext(vec![0, 1, 2, 255]));
+        assert_eq!(token.expires_at, Some(1_900_259_200));
         assert_eq!(decoded.version, 3);
     }
 }

@@ -1,6 +1,8 @@
-//! KMS sealing of tokens: direct `Encrypt`/`Decrypt` (refresh tokens are far below
-//! 4 KiB) under an encryption context `{sub, client_id, purpose}` that binds each
-//! ciphertext to its owner, so one copied to another item cannot be decrypted.
+//! KMS sealing of tokens: direct `Encrypt`/`Decrypt` (tokens are far below 4 KiB)
+//! under an encryption context `{sub, client_id, purpose}` that binds each
+//! ciphertext to its owner and use (`refresh_token`, `access_token`), so one copied
+//! to another item, or to another purpose, cannot be decrypted. The key policy lets
+//! only the stack's function roles use those contexts (README, "Security").
 
 use std::collections::HashMap;
 
@@ -8,9 +10,10 @@ use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 
 use super::call;
-use crate::grant::{Ciphertext, REFRESH_TOKEN_PURPOSE};
+use crate::grant::{Ciphertext, TokenPurpose};
 use crate::ports::{StoreError, TokenSealer};
 use crate::secret::Secret;
+use crate::types::Sub;
 
 pub struct KmsSealer {
     kms: aws_sdk_kms::Client,
@@ -23,24 +26,24 @@ impl KmsSealer {
         Self { kms, key_id, client_id }
     }
 
-    fn context(&self, sub: &str) -> HashMap<String, String> {
+    fn context(&self, sub: &Sub, purpose: TokenPurpose) -> HashMap<String, String> {
         HashMap::from([
-            ("sub".to_owned(), sub.to_owned()),
+            ("sub".to_owned(), sub.as_str().to_owned()),
             ("client_id".to_owned(), self.client_id.clone()),
-            ("purpose".to_owned(), REFRESH_TOKEN_PURPOSE.to_owned()),
+            ("purpose".to_owned(), purpose.as_str().to_owned()),
         ])
     }
 }
 
 #[async_trait]
 impl TokenSealer for KmsSealer {
-    async fn seal(&self, sub: &str, token: &Secret) -> Result<Ciphertext, StoreError> {
+    async fn seal(&self, sub: &Sub, purpose: TokenPurpose, token: &Secret) -> Result<Ciphertext, StoreError> {
         let request = self
             .kms
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(token.expose().as_bytes()))
-            .set_encryption_context(Some(self.context(sub)));
+            .set_encryption_context(Some(self.context(sub, purpose)));
         let out = call("KMS", request.send()).await?;
         let blob = out
             .ciphertext_blob
@@ -48,12 +51,12 @@ impl TokenSealer for KmsSealer {
         Ok(Ciphertext(blob.into_inner()))
     }
 
-    async fn open(&self, sub: &str, ciphertext: &Ciphertext) -> Result<Secret, StoreError> {
+    async fn open(&self, sub: &Sub, purpose: TokenPurpose, ciphertext: &Ciphertext) -> Result<Secret, StoreError> {
         let request = self
             .kms
             .decrypt()
             .ciphertext_blob(Blob::new(ciphertext.0.clone()))
-            .set_encryption_context(Some(self.context(sub)))
+            .set_encryption_context(Some(self.context(sub, purpose)))
             .key_id(&self.key_id);
         let out = call("KMS", request.send()).await?;
         let plain = out

@@ -1,15 +1,18 @@
-//! The AWS adapters: the DynamoDB grant store and replay guard, KMS sealing,
-//! EventBridge publishing and the client secret from Secrets Manager. Each call is
-//! bounded by the SDK's own retries and timeouts and by the invocation's deadline;
-//! every SDK error is classified here, once.
+//! The AWS adapters, every one through the AWS SDK: the DynamoDB grant store and
+//! replay guard, KMS sealing, EventBridge publishing and the client secret from
+//! Secrets Manager. Retries are the SDK's own (standard mode: its retry quota,
+//! clock-skew correction and error classification), at most three attempts, each
+//! attempt and the whole operation under a timeout, and the whole call bounded by
+//! the invocation's deadline (`call`). Every SDK error is classified here, once.
 
 pub mod dynamo;
 pub mod eventbridge;
 pub mod http;
 pub mod item;
-pub mod json_rpc;
 pub mod kms;
 pub mod secrets;
+pub mod shared_tokens;
+pub mod sweep;
 
 use std::time::Duration;
 
@@ -80,7 +83,7 @@ pub(crate) async fn call<T, E: ProvideErrorMetadata, R>(
 }
 
 /// The error codes that mean "throttled or briefly down, retry later".
-pub(crate) fn is_transient_code(code: &str) -> bool {
+fn is_transient_code(code: &str) -> bool {
     matches!(
         code,
         "ProvisionedThroughputExceededException"
@@ -100,8 +103,14 @@ pub(crate) fn is_transient_code(code: &str) -> bool {
 /// else is an internal error.
 fn classify<E: ProvideErrorMetadata, R>(service: &'static str, err: SdkError<E, R>) -> StoreError {
     let code = err.as_service_error().and_then(|e| e.code());
-    if code == Some("ConditionalCheckFailedException") {
-        return StoreError::Conflict;
+    match code {
+        Some("ConditionalCheckFailedException") => return StoreError::Conflict,
+        // Not ours, bound to another owner or purpose, or its key is gone for good;
+        // a disabled key or one pending deletion is not (that can be undone).
+        Some(code @ ("InvalidCiphertextException" | "NotFoundException")) if service == "KMS" => {
+            return StoreError::Undecryptable(code.to_owned());
+        }
+        _ => {}
     }
     let reason = match &err {
         SdkError::ServiceError(e) => e.err().code().unwrap_or("unknown service error").to_owned(),

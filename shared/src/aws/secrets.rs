@@ -13,7 +13,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn read_client_secret(aws: &aws_config::SdkConfig, arn: &str) -> Result<Secret, String> {
     let client = aws_sdk_secretsmanager::Client::new(aws);
     let read = super::call("Secrets Manager", client.get_secret_value().secret_id(arn).send());
-    let out = with_deadline(std::time::Instant::now() + READ_TIMEOUT, read)
+    let out = with_deadline(tokio::time::Instant::now() + READ_TIMEOUT, read)
         .await
         .map_err(|e| format!("could not read GOOGLE_CLIENT_SECRET_ARN: {e}"))?;
     out.secret_string

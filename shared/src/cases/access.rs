@@ -1,215 +1,359 @@
-//! Access tokens for a user who is not there: the warm container's cached one while
-//! more than five minutes of its life remain, else a refresh with the stored
-//! refresh token (a rotated one is stored; `invalid_grant` marks the grant dead).
-//! Serves `POST /calendar/events`, the `worker` jobs and `tokens` vending alike.
+//! Access tokens for a user who is not there, for one scope set: the environment's
+//! cached one while more than five minutes of its life remain; else the one the
+//! fleet shares through the table (sealed under the purpose `access_token`); else a
+//! refresh with the stored refresh token, by whichever environment takes the lease,
+//! while the others wait for its token (never past their own deadline). A rotated
+//! refresh token is stored; `invalid_grant` marks the grant dead; a use at Google is
+//! recorded (daily) so the sweeper knows the grant is alive. Serves `POST
+//! /calendar/events`, the `worker` jobs, `tokens` vending and the sweeper alike.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use aws_lc_rs::digest;
-
-use super::grants;
+use super::grants::{self, Holding};
+use super::token_cache::source_of;
+pub use super::token_cache::{MIN_REMAINING_SECS, TokenCache, Vended};
 use crate::error::ApiError;
-use crate::google::TokenError;
-use crate::grant::{Ciphertext, Grant, GrantStatus, SealedToken, TokenIds, now_rfc3339};
-use crate::ports::{GrantStore, TokenEndpoint, TokenSealer};
+use crate::grant::{Grant, GrantStatus, SealedToken, TokenIds, TokenPurpose};
+use crate::outbound;
+use crate::ports::{GrantStore, Lease, SharedToken, SharedTokens, StoreError, TokenEndpoint, TokenSealer};
 use crate::secret::Secret;
+use crate::system::Ambient;
 use crate::telemetry::metric;
-use crate::types::ScopeSet;
+use crate::types::{ScopeSet, Sub};
+use crate::upstream::TokenError;
 
-/// A token is reused (or vended) only while more than this much of its life remains.
-pub const MIN_REMAINING_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// Google's access tokens live an hour; assume so when `expires_in` is missing.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-
-/// An access token with when it expires (Unix seconds).
-#[derive(Debug, Clone)]
-pub struct Vended {
-    pub token: Secret,
-    pub expires_at: i64,
-}
+/// A lease taken outside an invocation (no deadline) lasts this long.
+const LEASE_WITHOUT_DEADLINE: Duration = Duration::from_secs(30);
+/// How often a waiting environment looks for the lease holder's token.
+const FIRST_LOOK: Duration = Duration::from_millis(50);
+const LAST_LOOK: Duration = Duration::from_millis(400);
 
 pub struct AccessTokens {
     grants: Arc<dyn GrantStore>,
     sealer: Arc<dyn TokenSealer>,
     google: Arc<dyn TokenEndpoint>,
-    cache: AccessTokenCache,
+    shared: Option<Arc<dyn SharedTokens>>,
+    ambient: Ambient,
+    cache: TokenCache,
 }
 
 impl AccessTokens {
-    pub fn new(grants: Arc<dyn GrantStore>, sealer: Arc<dyn TokenSealer>, google: Arc<dyn TokenEndpoint>) -> Self {
+    pub fn new(
+        grants: Arc<dyn GrantStore>,
+        sealer: Arc<dyn TokenSealer>,
+        google: Arc<dyn TokenEndpoint>,
+        ambient: Ambient,
+    ) -> Self {
         Self {
             grants,
             sealer,
             google,
-            cache: AccessTokenCache::default(),
+            shared: None,
+            ambient,
+            cache: TokenCache::default(),
         }
+    }
+
+    /// Shares access tokens with the rest of the fleet through `shared`.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedTokens>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn with_cache(mut self, cache: TokenCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     pub fn grants(&self) -> &Arc<dyn GrantStore> {
         &self.grants
     }
 
-    /// The grant of `sub` if it can act offline: stored, alive, with the scopes
-    /// `check` wants, and a refresh token. The order of the checks is the contract's.
+    pub fn ambient(&self) -> &Ambient {
+        &self.ambient
+    }
+
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// The grant of `sub` if it can act offline: stored (or `known`, read for this
+    /// call already), alive, with the scopes `check` wants, and a refresh token. The
+    /// order of the checks is the contract's.
     pub async fn usable_grant(
         &self,
-        sub: &str,
+        sub: &Sub,
+        known: Option<Grant>,
         check: impl FnOnce(&ScopeSet) -> Result<(), ApiError>,
-    ) -> Result<(Grant, SealedToken), ApiError> {
-        let grant = self.grants.load(sub).await?.ok_or(ApiError::NotConnected)?;
+    ) -> Result<Grant, ApiError> {
+        let grant = match known {
+            Some(grant) => grant,
+            None => self.grants.load(sub).await?.ok_or(ApiError::NotConnected)?,
+        };
         if grant.status == GrantStatus::ReauthorizationRequired {
             return Err(ApiError::ReauthorizationRequired);
         }
         check(&grant.scopes)?;
-        let token = grant.refresh_token.clone().ok_or(ApiError::OfflineAccessRequired)?;
-        Ok((grant, token))
+        if grant.refresh_token.is_none() {
+            return Err(ApiError::OfflineAccessRequired);
+        }
+        Ok(grant)
     }
 
-    /// A token with at least five minutes left for `sub` (`tokens`' vending).
-    pub async fn vend(&self, sub: &str, required: &ScopeSet) -> Result<(Vended, ScopeSet), ApiError> {
-        let (grant, _) = self
-            .usable_grant(sub, |granted| match required.missing_from(granted) {
+    /// A token for `sub` carrying exactly `requested` (every granted scope when
+    /// empty), with at least five minutes left; and the grant it came from.
+    pub async fn vend(&self, sub: &Sub, requested: &ScopeSet) -> Result<(Vended, Grant), ApiError> {
+        let grant = self
+            .usable_grant(sub, None, |granted| match requested.missing_from(granted) {
                 missing if missing.is_empty() => Ok(()),
                 missing => Err(ApiError::ScopeRequired { scopes: missing }),
             })
             .await?;
-        let vended = self.token(&grant, None).await?;
-        Ok((vended, grant.scopes))
+        let narrowed = (!requested.is_empty()).then_some(requested);
+        let vended = self.token(&grant, narrowed, None).await?;
+        Ok((vended, grant))
     }
 
-    /// The cached token while it has more than five minutes left, else a refresh.
-    /// `rejected` is a token Google just refused: never handed out again. One
-    /// refresh per user at a time: concurrent callers (a batch of jobs for one
-    /// user) wait for it and share its token.
-    pub async fn token(&self, grant: &Grant, rejected: Option<&Secret>) -> Result<Vended, ApiError> {
+    /// A token for `grant` (narrowed to `scopes`, if given) with more than five
+    /// minutes left. `rejected` is a token Google just refused: never handed out
+    /// again. One refresh per user and scope set at a time in this environment, and
+    /// (with a shared store) in the whole fleet.
+    pub async fn token(
+        &self,
+        grant: &Grant,
+        scopes: Option<&ScopeSet>,
+        rejected: Option<&Secret>,
+    ) -> Result<Vended, ApiError> {
         let sub = grant.sub();
-        let refresh_ct = &grant
-            .refresh_token
-            .as_ref()
-            .ok_or(ApiError::OfflineAccessRequired)?
-            .ciphertext;
+        let source = source_of(grant).ok_or(ApiError::OfflineAccessRequired)?;
+        let key = scopes.unwrap_or(&grant.scopes).key();
         let usable = |v: &Vended| rejected.is_none_or(|r| &v.token != r);
-        if let Some(token) = self.cache.get(grant).filter(usable) {
+        let now = || self.ambient.clock.now_unix();
+        if let Some(token) = self.cache.get(sub, &key, &source, now()).filter(usable) {
             return Ok(token);
         }
-        let lock = self.cache.refresh_lock(sub);
+        let lock = self.cache.lock(sub, &key);
         let _refreshing = lock.lock().await;
-        if let Some(token) = self.cache.get(grant).filter(usable) {
+        if let Some(token) = self.cache.get(sub, &key, &source, now()).filter(usable) {
             return Ok(token);
         }
-        let refresh_token = self.sealer.open(sub, refresh_ct).await?;
-        match self.google.refresh(&refresh_token).await {
-            Ok(granted) => {
-                metric("RefreshSucceeded", 1.0);
-                let mut source = fingerprint(refresh_ct, grant.version);
-                if let Some(rotated) = &granted.refresh_token {
-                    let (stored, version) = self.store_rotated(sub, refresh_ct, rotated).await?;
-                    source = fingerprint(&stored, version);
-                }
-                let lifetime = granted.expires_in.unwrap_or(DEFAULT_LIFETIME);
-                Ok(self.cache.put(sub, source, granted.access_token, lifetime))
+        let (vended, source) = match &self.shared {
+            Some(shared) => {
+                self.through_fleet(shared.as_ref(), grant, scopes, &key, source, rejected)
+                    .await?
             }
+            None => self.refresh(grant, scopes).await?,
+        };
+        self.cache.put(sub, &key, source, vended.clone(), now());
+        Ok(vended)
+    }
+
+    /// The fleet's token for this user and scope set, or the lease to refresh it.
+    async fn through_fleet(
+        &self,
+        shared: &dyn SharedTokens,
+        grant: &Grant,
+        scopes: Option<&ScopeSet>,
+        key: &str,
+        source: String,
+        rejected: Option<&Secret>,
+    ) -> Result<(Vended, String), ApiError> {
+        let sub = grant.sub();
+        let owner = format!("{:016x}", self.ambient.random.next_u64());
+        let mut pause = FIRST_LOOK;
+        loop {
+            let slot = shared.read(sub, key).await?;
+            let now = self.ambient.clock.now_unix();
+            let valid = slot
+                .token
+                .filter(|t| t.source == source && t.expires_at - now > MIN_REMAINING_SECS);
+            if let Some(token) = valid {
+                let plain = self
+                    .sealer
+                    .open(sub, TokenPurpose::AccessToken, &token.ciphertext)
+                    .await?;
+                if rejected != Some(&plain) {
+                    metric("SharedTokenUsed", 1.0);
+                    let vended = Vended {
+                        token: plain,
+                        expires_at: token.expires_at,
+                        scopes: token.scopes,
+                    };
+                    return Ok((vended, source));
+                }
+                discard(shared, sub, key, &token).await?;
+            }
+            let now_ms = self.ambient.clock.now_unix_ms();
+            // A lease runs until the end of its last millisecond, as the store's
+            // condition (`lease_until < now`) has it.
+            let held = slot.lease.filter(|l| l.until_ms >= now_ms && l.owner != owner);
+            let until_ms = match held {
+                Some(theirs) => theirs.until_ms,
+                None => {
+                    let left = outbound::remaining().unwrap_or(LEASE_WITHOUT_DEADLINE);
+                    let lease = Lease {
+                        owner: owner.clone(),
+                        until_ms: now_ms + left.as_millis() as i64,
+                    };
+                    if shared.lease(sub, key, &lease, now_ms).await? {
+                        return self.refresh_for_fleet(shared, grant, scopes, key, &owner).await;
+                    }
+                    // Taken between our read and our write: look again shortly.
+                    now_ms + FIRST_LOOK.as_millis() as i64
+                }
+            };
+            let until_theirs = Duration::from_millis((until_ms - now_ms + 1).max(0) as u64);
+            let wait = pause.min(until_theirs).max(Duration::from_millis(1));
+            if outbound::remaining().is_some_and(|left| left <= wait) {
+                metric("SharedTokenWaitExpired", 1.0);
+                return Err(ApiError::Unavailable {
+                    service: "Google",
+                    reason: "another environment is still refreshing this token".into(),
+                    retry_after: 1,
+                });
+            }
+            metric("SharedTokenWaited", 1.0);
+            tokio::time::sleep(wait).await;
+            pause = (pause * 2).min(LAST_LOOK);
+        }
+    }
+
+    /// Refreshes as the lease holder, then shares the token (sealed) or gives the
+    /// lease back.
+    async fn refresh_for_fleet(
+        &self,
+        shared: &dyn SharedTokens,
+        grant: &Grant,
+        scopes: Option<&ScopeSet>,
+        key: &str,
+        owner: &str,
+    ) -> Result<(Vended, String), ApiError> {
+        let sub = grant.sub();
+        let (vended, source) = match self.refresh(grant, scopes).await {
+            Ok(refreshed) => refreshed,
+            Err(err) => {
+                if let Err(release) = shared.release(sub, key, owner).await {
+                    tracing::debug!(error = %release, "lease not released; it runs out by itself");
+                }
+                return Err(err);
+            }
+        };
+        let stored = async {
+            let token = SharedToken {
+                ciphertext: self.sealer.seal(sub, TokenPurpose::AccessToken, &vended.token).await?,
+                expires_at: vended.expires_at,
+                scopes: vended.scopes.clone(),
+                source: source.clone(),
+            };
+            shared.store(sub, key, &token, owner).await
+        };
+        if let Err(err) = stored.await {
+            // The token is good either way; the others refresh themselves after
+            // the lease runs out.
+            tracing::warn!(error = %err, "access token not shared with the fleet");
+            let _ = shared.release(sub, key, owner).await;
+        }
+        Ok((vended, source))
+    }
+
+    /// Uses the refresh token at Google (the sweeper's keep-alive calls this too):
+    /// a new access token, and the source it is bound to afterwards.
+    pub async fn refresh(&self, grant: &Grant, scopes: Option<&ScopeSet>) -> Result<(Vended, String), ApiError> {
+        let sub = grant.sub();
+        let sealed = grant.refresh_token.as_ref().ok_or(ApiError::OfflineAccessRequired)?;
+        let refresh_token = self
+            .sealer
+            .open(sub, TokenPurpose::RefreshToken, &sealed.ciphertext)
+            .await?;
+        let granted = match self.google.refresh(&refresh_token, scopes).await {
+            Ok(granted) => granted,
             Err(TokenError::InvalidGrant) => {
                 // Revoked, expired or the user removed access: dead for good.
                 metric("RefreshInvalidGrant", 1.0);
                 tracing::warn!("refresh token refused by Google; grant needs reauthorization");
                 self.cache.forget(sub);
-                grants::mark_dead(self.grants.as_ref(), sub, Some(refresh_ct), "invalid_grant").await?;
-                Err(ApiError::ReauthorizationRequired)
+                let random = self.ambient.random.as_ref();
+                let holding = Holding::Ciphertext(&sealed.ciphertext);
+                let now = self.ambient.clock.now();
+                grants::mark_dead(self.grants.as_ref(), random, sub, holding, "invalid_grant", now).await?;
+                return Err(ApiError::ReauthorizationRequired);
+            }
+            Err(TokenError::InvalidScope) => {
+                // A narrowed refresh Google would not grant: the grant itself is fine.
+                let asked = scopes.map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                return Err(ApiError::ScopeRequired { scopes: asked });
             }
             Err(other) => {
                 metric("RefreshFailed", 1.0);
-                Err(other.into())
+                return Err(other.into());
             }
+        };
+        metric("RefreshSucceeded", 1.0);
+        let now = self.ambient.clock.now();
+        let mut source = source_of(grant).unwrap_or_default();
+        if let Some(rotated) = &granted.refresh_token {
+            let expires_in = granted.refresh_token_expires_in;
+            let expires_at = expires_in.map(|left| now.unix_timestamp() + left.as_secs() as i64);
+            if let Some(stored) = self.store_rotated(grant, sealed, rotated, expires_at).await? {
+                source = source_of(&stored).unwrap_or(source);
+            }
+        } else if let Some(used) = grant.used(now) {
+            self.record_use(&used).await;
+        }
+        let lifetime = granted.expires_in.unwrap_or(DEFAULT_LIFETIME);
+        let vended = Vended {
+            token: granted.access_token,
+            expires_at: now.unix_timestamp() + lifetime.as_secs() as i64,
+            scopes: granted
+                .scopes
+                .or_else(|| scopes.cloned())
+                .unwrap_or_else(|| grant.scopes.clone()),
+        };
+        Ok((vended, source))
+    }
+
+    /// Best effort: a use that is not recorded is recorded at the next refresh.
+    async fn record_use(&self, used: &Grant) {
+        match self.grants.touch(used).await {
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(err) => tracing::debug!(error = %err, "use of the refresh token not recorded"),
         }
     }
 
     async fn store_rotated(
         &self,
-        sub: &str,
-        old: &Ciphertext,
+        grant: &Grant,
+        old: &SealedToken,
         rotated: &Secret,
-    ) -> Result<(Ciphertext, u64), ApiError> {
+        expires_at: Option<i64>,
+    ) -> Result<Option<Grant>, ApiError> {
+        let sub = grant.sub();
         let sealed = SealedToken {
-            ciphertext: self.sealer.seal(sub, rotated).await?,
+            ciphertext: self.sealer.seal(sub, TokenPurpose::RefreshToken, rotated).await?,
             ids: TokenIds::of(rotated),
+            expires_at,
         };
-        let now = now_rfc3339();
-        let stored = grants::update(self.grants.as_ref(), sub, |current| {
+        let now = self.ambient.clock.now();
+        let random = self.ambient.random.as_ref();
+        let stored = grants::update(self.grants.as_ref(), random, sub, |current| {
             Ok::<_, ApiError>(
                 current
-                    .filter(|g| g.holds(old))
-                    .map(|g| g.rotated(sealed.clone(), &now)),
+                    .filter(|g| g.holds(&old.ciphertext))
+                    .map(|g| g.rotated(sealed.clone(), now)),
             )
         })
         .await?;
-        Ok((sealed.ciphertext, stored.map_or(0, |g| g.version)))
+        Ok(stored.filter(|g| g.holds(&sealed.ciphertext)))
     }
 }
 
-/// Access tokens kept in memory for the life of the warm container, keyed by user
-/// and by a fingerprint of the refresh-token ciphertext they came from and the
-/// grant's version then, so any change of the grant (a new sign-in, a revocation,
-/// an upgrade whose new scope a cached token lacks) invalidates them. Never
-/// persisted anywhere.
-#[derive(Default)]
-struct AccessTokenCache {
-    entries: Mutex<HashMap<String, Cached>>,
-    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-struct Cached {
-    token: Secret,
-    source: digest::Digest,
-    expires: Instant,
-    expires_at: i64,
-}
-
-impl AccessTokenCache {
-    fn get(&self, grant: &Grant) -> Option<Vended> {
-        let source = fingerprint(&grant.refresh_token.as_ref()?.ciphertext, grant.version);
-        let entries = self.entries.lock().expect("access-token cache lock");
-        let entry = entries.get(grant.sub())?;
-        let fresh = entry.expires.saturating_duration_since(Instant::now()) > MIN_REMAINING_LIFETIME;
-        (fresh && entry.source.as_ref() == source.as_ref()).then(|| Vended {
-            token: entry.token.clone(),
-            expires_at: entry.expires_at,
-        })
+/// Drops a shared token Google rejected, unless another has replaced it already.
+async fn discard(shared: &dyn SharedTokens, sub: &Sub, key: &str, token: &SharedToken) -> Result<(), ApiError> {
+    match shared.discard(sub, key, &token.ciphertext).await {
+        Ok(()) | Err(StoreError::Conflict) => Ok(()),
+        Err(err) => Err(err.into()),
     }
-
-    fn put(&self, sub: &str, source: digest::Digest, token: Secret, lifetime: Duration) -> Vended {
-        let expires_at = SystemTime::now()
-            .checked_add(lifetime)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let entry = Cached {
-            token: token.clone(),
-            source,
-            expires: Instant::now() + lifetime,
-            expires_at,
-        };
-        self.entries
-            .lock()
-            .expect("access-token cache lock")
-            .insert(sub.to_owned(), entry);
-        Vended { token, expires_at }
-    }
-
-    fn forget(&self, sub: &str) {
-        self.entries.lock().expect("access-token cache lock").remove(sub);
-    }
-
-    fn refresh_lock(&self, sub: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.refreshing.lock().expect("refresh locks");
-        locks.entry(sub.to_owned()).or_default().clone()
-    }
-}
-
-fn fingerprint(ciphertext: &Ciphertext, version: u64) -> digest::Digest {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(&version.to_be_bytes());
-    ctx.update(&ciphertext.0);
-    ctx.finish()
 }

@@ -10,10 +10,11 @@ use serde_json::Value;
 use super::access::AccessTokens;
 use crate::error::{ApiError, FieldError};
 use crate::event::ValidEvent;
-use crate::google::CalendarError;
+use crate::grant::Grant;
 use crate::ports::Calendar;
 use crate::telemetry::metric;
-use crate::types::{CALENDAR_EVENTS_SCOPE, CalendarId, EventId, IdempotencyKey, SendUpdates};
+use crate::types::{CALENDAR_EVENTS_SCOPE, CalendarId, EventId, IdempotencyKey, SendUpdates, Sub};
+use crate::upstream::CalendarError;
 
 pub struct NewEvent {
     pub calendar: CalendarId,
@@ -40,10 +41,16 @@ impl CalendarEvents {
         Self { access, calendar }
     }
 
-    pub async fn create(&self, sub: &str, new: NewEvent) -> Result<Created, ApiError> {
-        let (grant, _) = self
+    pub fn access(&self) -> &Arc<AccessTokens> {
+        &self.access
+    }
+
+    /// Creates `new` for `sub`; `known` is the user's grant when it was read for
+    /// this call already (a batch of jobs reads its grants together).
+    pub async fn create(&self, sub: &Sub, new: NewEvent, known: Option<Grant>) -> Result<Created, ApiError> {
+        let grant = self
             .access
-            .usable_grant(sub, |scopes| {
+            .usable_grant(sub, known, |scopes| {
                 if scopes.allows_calendar_writes() {
                     Ok(())
                 } else {
@@ -55,8 +62,8 @@ impl CalendarEvents {
             .await?;
         let mut event = new.event.into_inner();
         let id = match (&new.key, event.get("id")) {
-            (Some(key), _) => EventId::derive(sub, new.calendar.as_str(), key),
-            (None, None | Some(Value::Null)) => EventId::random(),
+            (Some(key), _) => EventId::derive(sub.as_str(), new.calendar.as_str(), key),
+            (None, None | Some(Value::Null)) => self.random_id(),
             (None, Some(own)) => own.as_str().and_then(EventId::parse).ok_or_else(|| {
                 ApiError::InvalidEvent(vec![FieldError::new(
                     "id",
@@ -66,8 +73,7 @@ impl CalendarEvents {
         };
         event.insert("id".into(), Value::String(id.as_str().to_owned()));
         let event = Value::Object(event);
-
-        let mut token = self.access.token(&grant, None).await?;
+        let mut token = self.access.token(&grant, None, None).await?;
         let mut refreshed = false;
         loop {
             let error = match self
@@ -88,7 +94,7 @@ impl CalendarEvents {
                 // The cached or just-refreshed token may have been revoked: refresh once.
                 CalendarError::Unauthorized if !refreshed => {
                     refreshed = true;
-                    token = self.access.token(&grant, Some(&token.token)).await?;
+                    token = self.access.token(&grant, None, Some(&token.token)).await?;
                 }
                 CalendarError::Duplicate { ours } => {
                     let existing = self.calendar.get(&token.token, &new.calendar, &id).await?;
@@ -101,5 +107,11 @@ impl CalendarEvents {
                 other => return Err(other.into()),
             }
         }
+    }
+
+    fn random_id(&self) -> EventId {
+        let random = &self.access.ambient().random;
+        let bytes: Vec<u8> = (0..3).flat_map(|_| random.next_u64().to_le_bytes()).collect();
+        EventId::from_random(&bytes[..20])
     }
 }

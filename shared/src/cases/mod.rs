@@ -7,15 +7,17 @@ pub mod calendar;
 pub mod disconnect;
 pub mod grants;
 pub mod lifecycle;
-pub mod prefetch;
 pub mod security;
 pub mod sign_in;
+pub mod sweep;
+mod token_cache;
 
 #[cfg(test)]
 mod tests;
 
-pub use access::{AccessTokens, Vended};
+pub use access::{AccessTokens, TokenCache, Vended};
 pub use calendar::{CalendarEvents, Created, NewEvent};
 pub use disconnect::Disconnect;
 pub use security::SecurityEvents;
 pub use sign_in::{SignIn, SignedIn};
+pub use sweep::{Backfilled, Sweeper, Swept};

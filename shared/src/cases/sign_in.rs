@@ -1,24 +1,31 @@
 //! Redeem a one-time authorization code: exchange it, verify the ID token Google
 //! returns, seal the refresh token and record the grant. For a sign-in
 //! (`exchange`) and for incremental authorization (`upgrade`), where the code must
-//! belong to the signed-in user and a refresh token must end up stored.
+//! belong to the signed-in user and a refresh token must end up stored. Nothing is
+//! written before the ID token is verified.
 
 use std::sync::Arc;
 
 use super::grants;
 use crate::error::{ApiError, TokenSource};
-use crate::google::VerifiedIdentity;
-use crate::grant::{Grant, SealedToken, TokenIds, now_rfc3339};
+use crate::grant::{DAY, Grant, SealedToken, TokenIds, TokenPurpose};
+use crate::identity::VerifiedIdentity;
 use crate::ports::{GrantStore, IdTokens, TokenEndpoint, TokenSealer};
 use crate::secret::Secret;
+use crate::system::Ambient;
 use crate::telemetry::metric;
-use crate::types::{IdToken, ScopeSet};
+use crate::types::{IdToken, ScopeSet, Sub};
+
+/// A refresh token Google will end this soon is worth a warning: a consent screen
+/// still in Testing gives 7-day tokens.
+const SHORT_LIVED: i64 = 7 * DAY;
 
 pub struct SignIn {
     google: Arc<dyn TokenEndpoint>,
     id_tokens: Arc<dyn IdTokens>,
     sealer: Arc<dyn TokenSealer>,
     grants: Arc<dyn GrantStore>,
+    ambient: Ambient,
 }
 
 /// A redeemed code: who it belongs to, the ID token that proves it, and the grant
@@ -35,12 +42,14 @@ impl SignIn {
         id_tokens: Arc<dyn IdTokens>,
         sealer: Arc<dyn TokenSealer>,
         grants: Arc<dyn GrantStore>,
+        ambient: Ambient,
     ) -> Self {
         Self {
             google,
             id_tokens,
             sealer,
             grants,
+            ambient,
         }
     }
 
@@ -63,7 +72,7 @@ impl SignIn {
     /// (what was granted is stored either way).
     pub async fn upgrade(
         &self,
-        sub: &str,
+        sub: &Sub,
         code: &Secret,
         redirect_uri: &str,
         requested: &ScopeSet,
@@ -76,12 +85,7 @@ impl SignIn {
         Ok(signed_in.grant)
     }
 
-    async fn redeem(
-        &self,
-        code: &Secret,
-        redirect_uri: &str,
-        expected_sub: Option<&str>,
-    ) -> Result<SignedIn, ApiError> {
+    async fn redeem(&self, code: &Secret, redirect_uri: &str, expected: Option<&Sub>) -> Result<SignedIn, ApiError> {
         let granted = self.google.exchange_code(code, redirect_uri).await?;
         let id_token = granted
             .id_token
@@ -91,23 +95,29 @@ impl SignIn {
             .verify(&id_token)
             .await
             .map_err(|r| ApiError::from_rejection(r, TokenSource::Exchange))?;
-        let sub = identity.profile.sub.clone();
-        crate::telemetry::record_subject(&sub);
-        if expected_sub.is_some_and(|expected| expected != sub) {
+        let sub = identity.sub().clone();
+        crate::telemetry::record_subject(sub.as_str());
+        if expected.is_some_and(|expected| expected != &sub) {
             return Err(ApiError::AccountMismatch);
         }
+        let now = self.ambient.clock.now();
         let sealed = match &granted.refresh_token {
             Some(token) => Some(SealedToken {
-                ciphertext: self.sealer.seal(&sub, token).await?,
+                ciphertext: self.sealer.seal(&sub, TokenPurpose::RefreshToken, token).await?,
                 ids: TokenIds::of(token),
+                expires_at: granted
+                    .refresh_token_expires_in
+                    .map(|left| now.unix_timestamp() + left.as_secs() as i64),
             }),
             None => None,
         };
+        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at) {
+            warn_if_short_lived(expires_at - now.unix_timestamp());
+        }
         let scopes = granted.scopes.unwrap_or_default();
-        let require_offline = expected_sub.is_some();
-        let now = now_rfc3339();
-        let grant = grants::update(self.grants.as_ref(), &sub, |current| {
-            let next = Grant::authorized(current, &identity.profile, &scopes, sealed.as_ref(), &now);
+        let require_offline = expected.is_some();
+        let grant = grants::update(self.grants.as_ref(), self.ambient.random.as_ref(), &sub, |current| {
+            let next = Grant::authorized(current, &identity.profile, &scopes, sealed.as_ref(), now);
             if require_offline && next.refresh_token.is_none() {
                 return Err(ApiError::OfflineAccessRequired);
             }
@@ -120,5 +130,16 @@ impl SignIn {
             id_token,
             grant,
         })
+    }
+}
+
+fn warn_if_short_lived(left: i64) {
+    if left <= SHORT_LIVED {
+        metric("GrantExpiresSoon", 1.0);
+        tracing::warn!(
+            expires_in_hours = left / 3600,
+            "Google will end this refresh token within 7 days: the user granted time-limited access, \
+             or the OAuth consent screen is still in Testing (publish the app to get long-lived tokens)"
+        );
     }
 }

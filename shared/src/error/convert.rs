@@ -2,8 +2,9 @@
 //! verification) become `ApiError`s.
 
 use super::{ApiError, FieldError};
-use crate::google::{CalendarError, Rejection, TokenError};
+use crate::identity::Rejection;
 use crate::ports::StoreError;
+use crate::upstream::{CalendarError, TokenError};
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
@@ -24,6 +25,8 @@ impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         match err {
             TokenError::InvalidGrant => ApiError::InvalidGrant,
+            // Only a narrowed refresh asks for scopes; its caller names them.
+            TokenError::InvalidScope => ApiError::Upstream("the token endpoint refused the requested scopes".into()),
             TokenError::RateLimited { retry_after } => ApiError::google_rate_limited(retry_after),
             TokenError::Unavailable(reason) => ApiError::google_unavailable(reason),
             TokenError::Unusable(reason) => ApiError::Upstream(reason),

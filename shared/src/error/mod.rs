@@ -270,7 +270,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::google::Rejection;
+    use crate::identity::Rejection;
 
     #[test]
     fn codes_are_unique_and_statuses_are_errors() {

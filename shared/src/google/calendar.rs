@@ -12,34 +12,11 @@ use crate::outbound::{self, Attempt, Transport, retry, retry_after};
 use crate::ports::Calendar;
 use crate::secret::Secret;
 use crate::types::{CalendarId, EventId, SendUpdates};
+pub use crate::upstream::CalendarError;
 
 /// Path-segment encoding: everything but unreserved characters, so `@`, `/` and `#`
 /// in calendar ids cannot change the URL's meaning.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CalendarError {
-    /// The access token is invalid or expired.
-    #[error("access token rejected")]
-    Unauthorized,
-    #[error("token lacks a Calendar scope")]
-    InsufficientScope,
-    #[error("rate limited")]
-    RateLimited { retry_after: Option<u32> },
-    /// An event with this id exists. `ours` is true when an earlier attempt of this
-    /// same call may have created it.
-    #[error("event id already exists")]
-    Duplicate { ours: bool },
-    #[error("calendar or event not found")]
-    NotFound,
-    /// Google refused the request as invalid or forbidden; its message is safe to show.
-    #[error("Google refused the event: {0}")]
-    Refused(String),
-    #[error("Calendar unavailable: {0}")]
-    Unavailable(String),
-    #[error("Calendar answer unusable: {0}")]
-    Unusable(String),
-}
 
 pub struct CalendarClient {
     http: reqwest::Client,

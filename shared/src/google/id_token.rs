@@ -1,88 +1,36 @@
 //! Google ID-token verification (README): RS256 only, `kid` from the cached JWKS,
-//! `iss` in both of Google's forms, `aud` equal to our client ID, `exp`/`iat` within
-//! 300 s of skew, `nbf` when present, `azp` equal to our client ID when `aud`
-//! names several audiences, a lifetime of at most 24 h, and the optional
-//! hosted-domain list.
+//! `iss` in both of Google's forms, `aud` our client ID or one of our apps' (phones),
+//! `exp`/`nbf`/`iat` within 300 s of skew, `azp` (when present) our client or one of
+//! our apps, and required when `aud` names several audiences, a lifetime of at most
+//! 24 h, and the optional hosted-domain list. `jsonwebtoken` checks the signature
+//! and the registered claims; the rest is Google's and ours.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use data_encoding::BASE64URL_NOPAD;
 use serde::{Deserialize, Deserializer};
 
 use super::jwks::{JwksCache, JwksError};
-use super::jws::{Audience, required, verified_claims};
-use crate::grant::Profile;
+pub use super::jwt::CLOCK_SKEW_SECS;
+use super::jwt::{self, Audience, required, verified_claims};
+use crate::identity::{Profile, Rejection, VerifiedIdentity};
 use crate::ports::IdTokens;
-use crate::types::IdToken;
+use crate::types::{IdToken, Sub};
 
 pub const GOOGLE_ISSUERS: [&str; 2] = ["accounts.google.com", "https://accounts.google.com"];
-pub const CLOCK_SKEW_SECS: u64 = 300;
 pub const MAX_LIFETIME_SECS: i64 = 24 * 3600;
+/// The `typ` an ID token may declare (Google's say `JWT`).
+const TYPES: &[&str] = &["JWT"];
 
-/// Why a token was refused. Each attack class has its own reason, so tests (and
-/// logs) can tell them apart; clients only ever see `unauthenticated`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("malformed token")]
-    Malformed,
-    #[error("algorithm {0} is not accepted")]
-    UnsupportedAlgorithm(String),
-    #[error("no kid in header")]
-    MissingKid,
-    #[error("kid not in the published key set")]
-    UnknownKid,
-    #[error("signature does not verify")]
-    BadSignature,
-    #[error("issuer is not Google")]
-    WrongIssuer,
-    #[error("audience is not this client")]
-    WrongAudience,
-    #[error("token expired")]
-    Expired,
-    #[error("token issued in the future")]
-    IssuedInFuture,
-    #[error("token not valid yet (nbf)")]
-    NotYetValid,
-    #[error("required claim missing: {0}")]
-    MissingClaim(String),
-    #[error("lifetime longer than 24 h")]
-    LifetimeTooLong,
-    #[error("several audiences and azp is not this client")]
-    WrongAuthorizedParty,
-    #[error("hosted domain not allowed")]
-    DomainNotAllowed,
-    #[error("signing keys unavailable: {0}")]
-    KeysUnavailable(String),
-}
-
-/// Who the token proves the caller is. Only built by a successful verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedIdentity {
-    pub profile: Profile,
-    pub expires_at: i64,
-}
-
-impl VerifiedIdentity {
-    pub fn sub(&self) -> &str {
-        &self.profile.sub
-    }
-}
-
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-}
-
+/// The claims beyond the registered ones `jsonwebtoken` has checked. They are read
+/// before its checks run, so the required ones are optional here and `jsonwebtoken`
+/// names a missing one.
 #[derive(Deserialize)]
 struct Claims {
-    iss: Option<String>,
     aud: Option<Audience>,
     azp: Option<String>,
-    exp: Option<i64>,
     iat: Option<i64>,
-    nbf: Option<i64>,
+    exp: Option<i64>,
     sub: Option<String>,
     email: Option<String>,
     #[serde(default, deserialize_with = "bool_or_string")]
@@ -109,17 +57,31 @@ fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 pub struct IdTokenVerifier {
     jwks: JwksCache,
-    client_id: String,
+    /// The web client first, then the apps' client IDs.
+    clients: Vec<String>,
     hosted_domains: Option<Vec<String>>,
+    validation: jsonwebtoken::Validation,
 }
 
 impl IdTokenVerifier {
     pub fn new(client_id: &str, jwks: JwksCache, hosted_domains: Option<Vec<String>>) -> Self {
-        Self {
+        let mut verifier = Self {
             jwks,
-            client_id: client_id.to_owned(),
+            clients: vec![client_id.to_owned()],
             hosted_domains,
-        }
+            validation: jwt::validation(&["exp", "iss", "aud", "sub"]),
+        };
+        verifier.validation.set_issuer(&GOOGLE_ISSUERS);
+        verifier.validation.set_audience(&verifier.clients);
+        verifier
+    }
+
+    /// Also accepts ID tokens minted for these apps of the same Google Cloud
+    /// project (their own `aud`, or the web client's with the app as `azp`).
+    pub fn with_app_clients(mut self, apps: &[String]) -> Self {
+        self.clients.extend(apps.iter().cloned());
+        self.validation.set_audience(&self.clients);
+        self
     }
 
     pub async fn verify(&self, token: &IdToken) -> Result<VerifiedIdentity, Rejection> {
@@ -128,43 +90,32 @@ impl IdTokenVerifier {
             JwksError::UnknownKid => Rejection::UnknownKid,
             JwksError::Unavailable(reason) => Rejection::KeysUnavailable(reason),
         })?;
-        let claims: Claims = verified_claims(token.as_str(), &key)?;
+        let claims: Claims = verified_claims(token.as_str(), &key, &self.validation)?;
         self.check_claims(claims)
     }
 
+    /// Google's rules on top of the registered claims.
     fn check_claims(&self, claims: Claims) -> Result<VerifiedIdentity, Rejection> {
-        let now = unix_now();
         let skew = CLOCK_SKEW_SECS as i64;
-        // The registered claims of RFC 7519, then Google's own rules.
         let exp = required(claims.exp, "exp")?;
-        required(claims.sub.as_ref(), "sub")?;
-        let iss = required(claims.iss.as_deref(), "iss")?;
-        let aud = required(claims.aud.as_ref(), "aud")?;
-        if exp < now.saturating_sub(skew) {
-            return Err(Rejection::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
-            return Err(Rejection::NotYetValid);
-        }
-        if !GOOGLE_ISSUERS.contains(&iss) {
-            return Err(Rejection::WrongIssuer);
-        }
-        if !aud.names(&self.client_id) {
-            return Err(Rejection::WrongAudience);
-        }
+        let aud = required(claims.aud, "aud")?;
         let iat = required(claims.iat, "iat")?;
-        if iat > now.saturating_add(skew) {
+        if iat > unix_now().saturating_add(skew) {
             return Err(Rejection::IssuedInFuture);
         }
         if exp.checked_sub(iat).is_none_or(|lifetime| lifetime > MAX_LIFETIME_SECS) {
             return Err(Rejection::LifetimeTooLong);
         }
-        if aud.is_several() && claims.azp.as_deref() != Some(self.client_id.as_str()) {
-            return Err(Rejection::WrongAuthorizedParty);
+        let ours = |party: &str| self.clients.iter().any(|client| client == party);
+        match claims.azp.as_deref() {
+            Some(azp) if !ours(azp) => return Err(Rejection::WrongAuthorizedParty),
+            None if aud.is_several() => return Err(Rejection::WrongAuthorizedParty),
+            _ => {}
         }
         let sub = claims
             .sub
-            .filter(|s| !s.is_empty())
+            .as_deref()
+            .and_then(Sub::parse)
             .ok_or_else(|| Rejection::MissingClaim("sub".into()))?;
         if let Some(allowed) = &self.hosted_domains {
             // The `hd` claim, not the email's domain: only Google sets `hd`.
@@ -197,20 +148,9 @@ impl IdTokens for IdTokenVerifier {
     }
 }
 
-/// Reads the header ourselves so that `alg: none`, HS* and friends are refused by name
-/// before any key is looked up.
+/// The `kid` of an ID token's header, once `alg`, `crit` and `typ` are acceptable.
 pub(crate) fn signing_kid(token: &str) -> Result<String, Rejection> {
-    let segment = token.split('.').next().ok_or(Rejection::Malformed)?;
-    let bytes = BASE64URL_NOPAD
-        .decode(segment.as_bytes())
-        .map_err(|_| Rejection::Malformed)?;
-    let header: Header = serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)?;
-    match header.alg.as_deref() {
-        Some("RS256") => {}
-        Some(other) => return Err(Rejection::UnsupportedAlgorithm(other.to_owned())),
-        None => return Err(Rejection::Malformed),
-    }
-    header.kid.filter(|k| !k.is_empty()).ok_or(Rejection::MissingKid)
+    jwt::signing_kid(token, TYPES)
 }
 
 pub fn unix_now() -> i64 {
@@ -218,28 +158,4 @@ pub fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode(json: &str) -> String {
-        BASE64URL_NOPAD.encode(json.as_bytes())
-    }
-
-    #[test]
-    fn header_algorithms_other_than_rs256_are_refused_by_name() {
-        for alg in ["none", "HS256", "RS512", "ES256"] {
-            let token = format!("{}.e30.sig", encode(&format!(r#"{{"alg":"{alg}","kid":"k"}}"#)));
-            assert_eq!(signing_kid(&token), Err(Rejection::UnsupportedAlgorithm(alg.into())));
-        }
-        let no_kid = format!("{}.e30.sig", encode(r#"{"alg":"RS256"}"#));
-        assert_eq!(signing_kid(&no_kid), Err(Rejection::MissingKid));
-        assert_eq!(signing_kid("!!!.e30.sig"), Err(Rejection::Malformed));
-        assert_eq!(
-            signing_kid(&format!("{}.e30.sig", encode("not json"))),
-            Err(Rejection::Malformed)
-        );
-    }
 }

@@ -1,19 +1,21 @@
 //! A JWKS fetched once per warm container and kept for the `Cache-Control: max-age`
-//! Google served it with. An unknown `kid` triggers a refetch (Google rotates keys),
-//! and no fetch starts within `min_refetch_interval` of the last one, so neither
-//! forged kids nor an outage make us hammer Google. A refetch replaces the whole
-//! set: a key Google no longer publishes is no longer accepted. When the set is
-//! past its max-age, the refetch gets a short budget and a failure serves the
-//! cached keys at once (Google's keys outlive their max-age by days), so a hanging
-//! endpoint never holds up authenticated requests.
+//! Google served it with (less its `Age`). An unknown `kid` triggers a refetch
+//! (Google rotates keys), and no fetch starts within `min_refetch_interval` of the
+//! last one, so neither forged kids nor an outage make us hammer Google. A refetch
+//! replaces the whole set: a key Google no longer publishes is no longer accepted.
+//! When the set is past its max-age, the refetch gets a short budget and a failure
+//! serves the cached keys at once (Google's keys outlive their max-age by days), so a
+//! hanging endpoint never holds up authenticated requests; but only for
+//! `stale_limit` past the max-age: after that, an endpoint that keeps failing means
+//! "unavailable" rather than keys we can no longer vouch for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
-use super::jws::{VerifyingKey, rs256_key};
 use crate::outbound::{self, Attempt, retry};
 
 /// Used when Google sends no usable `max-age`.
@@ -21,6 +23,8 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// What a refetch of a stale set may take before the cached keys are served.
 const STALE_REFETCH_BUDGET: Duration = Duration::from_millis(500);
+/// How long past its max-age a set is still served while refetches fail.
+pub const DEFAULT_STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
@@ -35,17 +39,28 @@ pub struct JwksCache {
     http: reqwest::Client,
     timeout: Duration,
     min_refetch_interval: Duration,
+    stale_limit: Duration,
     state: RwLock<State>,
     /// Serialises fetches so a burst of requests on a cold cache makes one call.
     fetching: tokio::sync::Mutex<()>,
 }
 
+type Keys = HashMap<String, Arc<DecodingKey>>;
+
 #[derive(Default)]
 struct State {
-    keys: HashMap<String, Arc<VerifyingKey>>,
+    keys: Keys,
     fresh_until: Option<Instant>,
     /// The last fetch attempt, successful or not.
     attempted_at: Option<Instant>,
+}
+
+impl State {
+    /// The key under `kid` while the set may still be served.
+    fn usable(&self, kid: &str, now: Instant, stale_limit: Duration) -> Option<Arc<DecodingKey>> {
+        let until = self.fresh_until? + stale_limit;
+        (now < until).then(|| self.keys.get(kid).cloned()).flatten()
+    }
 }
 
 #[derive(Deserialize)]
@@ -66,13 +81,14 @@ struct RawKey {
 }
 
 impl RawKey {
-    /// The key under its kid, parsed once here rather than at every verification.
-    fn rs256(self) -> Option<(String, Arc<VerifyingKey>)> {
+    /// The key under its kid, decoded once here rather than at every verification.
+    fn rs256(self) -> Option<(String, Arc<DecodingKey>)> {
         let signing = self.kty == "RSA"
             && self.alg.as_deref().is_none_or(|alg| alg == "RS256")
             && self.usage.as_deref().is_none_or(|usage| usage == "sig");
         let kid = self.kid.filter(|kid| signing && !kid.is_empty())?;
-        Some((kid, Arc::new(rs256_key(self.n.as_deref()?, self.e.as_deref()?)?)))
+        let key = DecodingKey::from_rsa_components(self.n.as_deref()?, self.e.as_deref()?).ok()?;
+        Some((kid, Arc::new(key)))
     }
 }
 
@@ -92,24 +108,33 @@ impl JwksCache {
             http,
             timeout,
             min_refetch_interval: interval,
+            stale_limit: DEFAULT_STALE_LIMIT,
             state: RwLock::new(State::default()),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
 
-    pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, JwksError> {
-        if let Some(key) = self.cached(kid, true) {
+    /// How long past its max-age the set may be served while refetches fail.
+    pub fn with_stale_limit(mut self, limit: Duration) -> Self {
+        self.stale_limit = limit;
+        self
+    }
+
+    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
+        if let Some(key) = self.fresh(kid) {
             return Ok(key);
         }
         let _fetching = self.fetching.lock().await;
         let now = Instant::now();
-        let (fresh, stale_key, may_fetch) = {
+        let (fresh, stale_key, may_fetch, servable) = {
             let state = self.state.read().expect("JWKS lock");
             let fresh = state.fresh_until.is_some_and(|until| now < until);
             let may_fetch = state
                 .attempted_at
                 .is_none_or(|at| now.duration_since(at) >= self.min_refetch_interval);
-            (fresh, state.keys.get(kid).cloned(), may_fetch)
+            let usable = state.usable(kid, now, self.stale_limit);
+            let servable = state.fresh_until.is_some_and(|until| now < until + self.stale_limit);
+            (fresh, usable, may_fetch, servable)
         };
         if let (true, Some(key)) = (fresh, &stale_key) {
             return Ok(key.clone());
@@ -118,7 +143,7 @@ impl JwksCache {
             return match (stale_key, fresh) {
                 (Some(key), _) => Ok(key),
                 (None, true) => Err(JwksError::UnknownKid),
-                (None, false) if self.has_keys() => Err(JwksError::UnknownKid),
+                (None, false) if servable => Err(JwksError::UnknownKid),
                 (None, false) => Err(JwksError::Unavailable("key set refetch is backing off".into())),
             };
         }
@@ -146,21 +171,13 @@ impl JwksCache {
         }
     }
 
-    fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<VerifyingKey>> {
+    fn fresh(&self, kid: &str) -> Option<Arc<DecodingKey>> {
         let state = self.state.read().expect("JWKS lock");
         let fresh = state.fresh_until.is_some_and(|until| Instant::now() < until);
-        (fresh || !fresh_only).then(|| state.keys.get(kid).cloned()).flatten()
+        fresh.then(|| state.keys.get(kid).cloned()).flatten()
     }
 
-    fn has_keys(&self) -> bool {
-        !self.state.read().expect("JWKS lock").keys.is_empty()
-    }
-
-    async fn fetch(
-        &self,
-        budget: Duration,
-        with_retries: bool,
-    ) -> Result<(HashMap<String, Arc<VerifyingKey>>, Duration), String> {
+    async fn fetch(&self, budget: Duration, with_retries: bool) -> Result<(Keys, Duration), String> {
         retry("JWKS", |_| async move {
             match self.fetch_once(budget).await {
                 Ok(set) => Attempt::Done(Ok(set)),
@@ -171,7 +188,7 @@ impl JwksCache {
         .await
     }
 
-    async fn fetch_once(&self, budget: Duration) -> Result<(HashMap<String, Arc<VerifyingKey>>, Duration), String> {
+    async fn fetch_once(&self, budget: Duration) -> Result<(Keys, Duration), String> {
         let response = outbound::send(&self.http, budget, self.http.get(&self.url))
             .await
             .map_err(|e| format!("JWKS request failed: {e}"))?;
@@ -180,11 +197,11 @@ impl JwksCache {
         }
         // Never fresher than the refetch interval, so `max-age=0` cannot turn every
         // request into a fetch.
-        let max_age = max_age(response.headers())
+        let max_age = freshness(response.headers())
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(self.min_refetch_interval, MAX_MAX_AGE);
         let set: RawSet = response.json().await.map_err(|e| format!("JWKS body unusable: {e}"))?;
-        let keys: HashMap<_, _> = set
+        let keys: Keys = set
             .keys
             .into_iter()
             .filter_map(|raw| serde_json::from_value::<RawKey>(raw).ok()?.rs256())
@@ -196,16 +213,23 @@ impl JwksCache {
     }
 }
 
-fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
+/// How long the response stays fresh: its `max-age` less the `Age` a cache in
+/// between has already spent (RFC 9111 §4.2).
+fn freshness(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::CACHE_CONTROL)?.to_str().ok()?;
-    value.split(',').find_map(|directive| {
+    let max_age = value.split(',').find_map(|directive| {
         let (name, seconds) = directive.trim().split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case("max-age")
-            .then(|| seconds.trim().parse().ok())
+            .then(|| seconds.trim().parse::<u64>().ok())
             .flatten()
-            .map(Duration::from_secs)
-    })
+    })?;
+    let age = headers
+        .get(http::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(Duration::from_secs(max_age.saturating_sub(age)))
 }
 
 #[cfg(test)]
@@ -213,14 +237,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn max_age_is_read_from_cache_control() {
+    fn freshness_is_max_age_less_age() {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CACHE_CONTROL,
             "public, max-age=19800, must-revalidate, no-transform".parse().unwrap(),
         );
-        assert_eq!(max_age(&headers), Some(Duration::from_secs(19800)));
+        assert_eq!(freshness(&headers), Some(Duration::from_secs(19800)));
+        headers.insert(http::header::AGE, "800".parse().unwrap());
+        assert_eq!(freshness(&headers), Some(Duration::from_secs(19000)));
+        headers.insert(http::header::AGE, "99999".parse().unwrap());
+        assert_eq!(freshness(&headers), Some(Duration::ZERO));
         headers.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
-        assert_eq!(max_age(&headers), None);
+        assert_eq!(freshness(&headers), None);
+    }
+
+    #[test]
+    fn a_set_is_served_only_within_its_stale_limit() {
+        let now = Instant::now();
+        let key = Arc::new(DecodingKey::from_rsa_components("AQAB", "AQAB").unwrap());
+        let state = State {
+            keys: HashMap::from([("k".to_owned(), key)]),
+            fresh_until: Some(now),
+            attempted_at: None,
+        };
+        let limit = Duration::from_secs(60);
+        assert!(state.usable("k", now + Duration::from_secs(59), limit).is_some());
+        assert!(state.usable("k", now + Duration::from_secs(61), limit).is_none());
+        assert!(state.usable("other", now, limit).is_none());
     }
 }

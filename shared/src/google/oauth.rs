@@ -12,7 +12,7 @@ use oauth2::basic::{
 };
 use oauth2::{
     AsyncHttpClient, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, HttpRequest, HttpResponse, RefreshToken, RequestTokenError, StandardRevocableToken,
+    ExtraTokenFields, HttpRequest, HttpResponse, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
     StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -20,14 +20,18 @@ use serde::{Deserialize, Serialize};
 use crate::outbound::{self, Attempt, Transport, retry, retry_after};
 use crate::secret::Secret;
 use crate::types::{IdToken, ScopeSet};
+pub use crate::upstream::{TokenError, TokenGrant};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Google adds `id_token` to the standard token response.
+/// Google adds `id_token`, and for time-limited access `refresh_token_expires_in`,
+/// to the standard token response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoogleFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token_expires_in: Option<u64>,
 }
 
 impl ExtraTokenFields for GoogleFields {}
@@ -45,33 +49,6 @@ type GoogleOAuth = Client<
     EndpointNotSet,
     EndpointSet,
 >;
-
-/// What the token endpoint granted. Secrets stay wrapped until they reach KMS.
-#[derive(Debug)]
-pub struct TokenGrant {
-    pub access_token: Secret,
-    pub expires_in: Option<Duration>,
-    pub refresh_token: Option<Secret>,
-    /// `None` when Google omitted `scope` (it does not, for these flows).
-    pub scopes: Option<ScopeSet>,
-    pub id_token: Option<IdToken>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// The code or refresh token is used, expired, revoked or malformed.
-    #[error("invalid_grant")]
-    InvalidGrant,
-    #[error("Google rate-limited the token endpoint")]
-    RateLimited { retry_after: Option<u32> },
-    /// Google could not be reached, or answered 5xx, after the allowed attempts.
-    #[error("token endpoint unavailable: {0}")]
-    Unavailable(String),
-    /// An answer we cannot use (including a lost answer to a code exchange: the code
-    /// may be spent, so it is not retried).
-    #[error("token endpoint answer unusable: {0}")]
-    Unusable(String),
-}
 
 /// May the request be sent again once it may have reached Google?
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -148,15 +125,30 @@ impl OAuthClient {
         })
     }
 
-    pub fn refresh<'a>(&'a self, refresh_token: &Secret) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
+    /// A new access token; with `scopes`, for that subset of the grant only (RFC 6749
+    /// §6), which Google's token endpoint honours.
+    pub fn refresh<'a>(
+        &'a self,
+        refresh_token: &Secret,
+        scopes: Option<&ScopeSet>,
+    ) -> BoxFuture<'a, Result<TokenGrant, TokenError>> {
         let token = RefreshToken::new(refresh_token.expose().to_owned());
+        let scopes: Vec<Scope> = scopes
+            .into_iter()
+            .flat_map(|s| s.iter().cloned().map(Scope::new))
+            .collect();
         Box::pin(async move {
             let send = Sender {
                 http: &self.http,
                 timeout: self.timeout,
                 replay: Replay::Safe,
             };
-            let response = self.client.exchange_refresh_token(&token).request_async(&send).await;
+            let response = self
+                .client
+                .exchange_refresh_token(&token)
+                .add_scopes(scopes)
+                .request_async(&send)
+                .await;
             into_grant(response)
         })
     }
@@ -239,6 +231,7 @@ fn into_grant(
             access_token: Secret::new(token.access_token().secret().clone()),
             expires_in: token.expires_in(),
             refresh_token: token.refresh_token().map(|t| Secret::new(t.secret().clone())),
+            refresh_token_expires_in: token.extra_fields().refresh_token_expires_in.map(Duration::from_secs),
             scopes: token.scopes().map(|scopes| scopes.iter().map(|s| s.as_str()).collect()),
             id_token: match token.extra_fields().id_token.as_deref() {
                 None => None,
@@ -249,6 +242,7 @@ fn into_grant(
         }),
         Err(RequestTokenError::ServerResponse(err)) => match err.error() {
             BasicErrorResponseType::InvalidGrant => Err(TokenError::InvalidGrant),
+            BasicErrorResponseType::InvalidScope => Err(TokenError::InvalidScope),
             other => Err(TokenError::Unusable(format!(
                 "token endpoint refused: {}",
                 other.as_ref()

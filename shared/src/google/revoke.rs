@@ -7,6 +7,7 @@ use super::oauth::{OAuthClient, TokenError, TokenGrant};
 use crate::outbound::{self, Attempt, retry, retry_after};
 use crate::ports::TokenEndpoint;
 use crate::secret::Secret;
+use crate::types::ScopeSet;
 
 impl OAuthClient {
     /// Revokes a token (and with it the user's grant) at Google. `Ok(false)` when
@@ -46,8 +47,8 @@ impl TokenEndpoint for OAuthClient {
         OAuthClient::exchange_code(self, code, redirect_uri).await
     }
 
-    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, TokenError> {
-        OAuthClient::refresh(self, refresh_token).await
+    async fn refresh(&self, refresh_token: &Secret, scopes: Option<&ScopeSet>) -> Result<TokenGrant, TokenError> {
+        OAuthClient::refresh(self, refresh_token, scopes).await
     }
 
     async fn revoke(&self, token: &Secret) -> Result<bool, TokenError> {

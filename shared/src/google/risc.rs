@@ -1,106 +1,33 @@
 //! Cross-Account Protection (RISC) security event tokens, RFC 8417 / RFC 8935: signed
-//! by Google's RISC key, `iss` exactly the configured issuer, `aud` our client ID, no
-//! `exp` (Google's tokens have none) but an `iat` of at most 7 days ago, and one or
-//! more events, each matched on its full event-type URI, about a subject: a Google
-//! account of Google's issuer, or (for `token-revoked`) one refresh token.
+//! by Google's RISC key, `typ` (when present) `secevent+jwt` or `JWT` as Google sends
+//! it, `iss` exactly the configured issuer, `aud` our client ID, no `exp` required
+//! (Google's tokens have none) but an `iat` of at most 7 days ago, and one or more
+//! events, each matched on its full event-type URI, about a subject: a Google
+//! account of Google's issuer (`iss-sub`, with its `iss`), or (for `token-revoked`)
+//! one refresh token.
 
+use async_trait::async_trait;
+use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::id_token::{CLOCK_SKEW_SECS, GOOGLE_ISSUERS, Rejection, signing_kid, unix_now};
+use super::id_token::{GOOGLE_ISSUERS, unix_now};
 use super::jwks::{JwksCache, JwksError};
-use super::jws::{Audience, VerifyingKey, required, verified_claims};
+use super::jwt::{self, CLOCK_SKEW_SECS, verified_claims};
 use crate::grant::TokenIds;
-use crate::ports::TokenLookup;
+use crate::identity::Rejection;
+use crate::ports::SecurityEventTokens;
+use crate::security::{RiscKind, RiscRejection, SecurityEvent, Subject, TokenLookup};
+use crate::types::{IdToken, Sub};
 
 /// Older tokens are refused: a captured token must not work again once its `jti`
 /// record has expired (those are kept longer than this).
 pub const MAX_AGE_SECS: i64 = 7 * 24 * 3600;
-const RISC_EVENTS: &str = "https://schemas.openid.net/secevent/risc/event-type/";
-const OAUTH_EVENTS: &str = "https://schemas.openid.net/secevent/oauth/event-type/";
-
-/// RFC 8935 error codes this receiver answers with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RiscRejection {
-    /// Not a parseable (or no longer acceptable) security event token.
-    #[error("invalid_request: {0}")]
-    InvalidRequest(String),
-    /// Signature, key, issuer or audience wrong.
-    #[error("authentication_failed: {0}")]
-    AuthenticationFailed(String),
-    /// The signing keys could not be fetched; the transmitter should retry.
-    #[error("keys unavailable: {0}")]
-    KeysUnavailable(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RiscKind {
-    TokensRevoked,
-    TokenRevoked,
-    SessionsRevoked,
-    AccountDisabled,
-    AccountEnabled,
-    AccountPurged,
-    CredentialChangeRequired,
-    Verification,
-    Other(String),
-}
-
-impl RiscKind {
-    const KNOWN: [(&'static str, &'static str, RiscKind); 8] = [
-        (OAUTH_EVENTS, "tokens-revoked", RiscKind::TokensRevoked),
-        (OAUTH_EVENTS, "token-revoked", RiscKind::TokenRevoked),
-        (RISC_EVENTS, "sessions-revoked", RiscKind::SessionsRevoked),
-        (RISC_EVENTS, "account-disabled", RiscKind::AccountDisabled),
-        (RISC_EVENTS, "account-enabled", RiscKind::AccountEnabled),
-        (RISC_EVENTS, "account-purged", RiscKind::AccountPurged),
-        (
-            RISC_EVENTS,
-            "account-credential-change-required",
-            RiscKind::CredentialChangeRequired,
-        ),
-        (RISC_EVENTS, "verification", RiscKind::Verification),
-    ];
-
-    /// Only the exact URIs count: a look-alike type is an unknown one.
-    fn from_uri(uri: &str) -> Self {
-        Self::KNOWN
-            .iter()
-            .find(|(base, name, _)| uri.strip_prefix(base) == Some(name))
-            .map_or_else(|| RiscKind::Other(uri.to_owned()), |(_, _, kind)| kind.clone())
-    }
-
-    /// The short name, as logged and reported (`risc:<name>`).
-    pub fn name(&self) -> &str {
-        match self {
-            RiscKind::Other(uri) => uri,
-            known => Self::KNOWN
-                .iter()
-                .find(|(_, _, k)| k == known)
-                .map_or("", |(_, name, _)| name),
-        }
-    }
-}
-
-/// Whom an event is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    Sub(String),
-    Token(TokenLookup),
-    None,
-}
-
-/// One verified security event token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityEvent {
-    pub jti: String,
-    pub events: Vec<(RiscKind, Subject)>,
-}
+/// The `typ` of a security event token (RFC 8417), or `JWT` as Google sends it.
+const TYPES: &[&str] = &["secevent+jwt", "JWT"];
 
 #[derive(Deserialize)]
 struct SetClaims {
-    iss: Option<String>,
-    aud: Option<Audience>,
     jti: Option<String>,
     iat: Option<i64>,
     events: Option<Map<String, Value>>,
@@ -108,41 +35,32 @@ struct SetClaims {
 
 pub struct SecurityEventVerifier {
     jwks: JwksCache,
-    client_id: String,
     issuer: String,
+    validation: jsonwebtoken::Validation,
 }
 
 impl SecurityEventVerifier {
     pub fn new(client_id: &str, issuer: &str, jwks: JwksCache) -> Self {
+        // No `exp` is required (Google's tokens carry none); one that is present is
+        // still checked.
+        let mut validation = jwt::validation(&["iss", "aud"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[client_id]);
         Self {
             jwks,
-            client_id: client_id.to_owned(),
             issuer: issuer.to_owned(),
+            validation,
         }
-    }
-
-    /// The signature, `iss` (exactly the configured issuer) and `aud` (our client).
-    fn authenticated(&self, token: &str, key: &VerifyingKey) -> Result<SetClaims, Rejection> {
-        let claims: SetClaims = verified_claims(token, key)?;
-        let iss = required(claims.iss.as_deref(), "iss")?;
-        let aud = required(claims.aud.as_ref(), "aud")?;
-        if iss != self.issuer {
-            return Err(Rejection::WrongIssuer);
-        }
-        if !aud.names(&self.client_id) {
-            return Err(Rejection::WrongAudience);
-        }
-        Ok(claims)
     }
 
     pub async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
         let token = token.trim();
         let invalid = |why: &str| RiscRejection::InvalidRequest(why.to_owned());
-        if crate::types::IdToken::parse(token).is_none() {
+        if IdToken::parse(token).is_none() {
             return Err(invalid("body is not a compact JWS"));
         }
-        let kid = signing_kid(token).map_err(|r| match r {
-            Rejection::UnsupportedAlgorithm(_) | Rejection::MissingKid => {
+        let kid = jwt::signing_kid(token, TYPES).map_err(|r| match r {
+            Rejection::UnsupportedAlgorithm(_) | Rejection::MissingKid | Rejection::UnsupportedHeader(_) => {
                 RiscRejection::AuthenticationFailed(r.to_string())
             }
             other => RiscRejection::InvalidRequest(other.to_string()),
@@ -151,7 +69,7 @@ impl SecurityEventVerifier {
             JwksError::UnknownKid => RiscRejection::AuthenticationFailed("unknown kid".into()),
             JwksError::Unavailable(reason) => RiscRejection::KeysUnavailable(reason),
         })?;
-        let claims = self.authenticated(token, &key).map_err(|r| match r {
+        let claims: SetClaims = verified_claims(token, &key, &self.validation).map_err(|r| match r {
             Rejection::Malformed => invalid("claims are not valid JSON"),
             other => RiscRejection::AuthenticationFailed(other.to_string()),
         })?;
@@ -179,18 +97,20 @@ impl SecurityEventVerifier {
         let text = |name: &str| subject[name].as_str().filter(|s| !s.is_empty());
         match (text("subject_type"), text("sub"), text("token")) {
             (Some("iss-sub") | None, Some(sub), _) => {
-                // A subject of another issuer is another account namespace.
-                let issuer_ok = text("iss").is_none_or(|iss| iss == self.issuer || GOOGLE_ISSUERS.contains(&iss));
-                if issuer_ok {
-                    Subject::Sub(sub.to_owned())
-                } else {
-                    Subject::None
+                // A subject of another issuer is another account namespace, and one
+                // that names no issuer names no account.
+                let issuer_ok = text("iss").is_some_and(|iss| iss == self.issuer || GOOGLE_ISSUERS.contains(&iss));
+                match Sub::parse(sub) {
+                    Some(sub) if issuer_ok => Subject::Sub(sub),
+                    _ => Subject::None,
                 }
             }
             (Some("oauth_token"), _, Some(token)) if text("token_type").is_none_or(|t| t == "refresh_token") => {
                 match text("token_identifier_alg") {
                     Some("prefix") => Subject::Token(TokenLookup::PrefixHash(TokenIds::hash_prefix(token))),
-                    Some("hash_base64_sha512_sha512") => Subject::Token(TokenLookup::Hash(token.to_owned())),
+                    Some("hash_base64_sha512_sha512") => {
+                        canonical_base64(token).map_or(Subject::None, |hash| Subject::Token(TokenLookup::Hash(hash)))
+                    }
                     _ => Subject::None,
                 }
             }
@@ -199,28 +119,66 @@ impl SecurityEventVerifier {
     }
 }
 
+#[async_trait]
+impl SecurityEventTokens for SecurityEventVerifier {
+    async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
+        SecurityEventVerifier::verify(self, token).await
+    }
+}
+
+/// A base64 value in whatever alphabet (standard or URL-safe) and padding it came,
+/// in the standard padded form the stored identifiers use.
+fn canonical_base64(value: &str) -> Option<String> {
+    let bytes = [BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD]
+        .iter()
+        .find_map(|encoding| encoding.decode(value.as_bytes()).ok())?;
+    Some(BASE64.encode(&bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn event_types_match_on_the_full_uri() {
-        let risc = |name: &str| format!("{RISC_EVENTS}{name}");
-        assert_eq!(RiscKind::from_uri(&risc("account-purged")), RiscKind::AccountPurged);
-        assert_eq!(
-            RiscKind::from_uri(&format!("{OAUTH_EVENTS}tokens-revoked")),
-            RiscKind::TokensRevoked
+    fn verifier() -> SecurityEventVerifier {
+        let http = crate::outbound::http_client(std::time::Duration::from_secs(1));
+        let jwks = JwksCache::new(
+            "https://keys.test/jwks",
+            http.clone(),
+            std::time::Duration::from_secs(1),
         );
-        for look_alike in [
-            "https://evil.example/secevent/risc/event-type/account-purged".to_owned(),
-            format!("{OAUTH_EVENTS}account-purged"),
-            format!("{}/x", risc("account-purged")),
+        SecurityEventVerifier::new("client", "https://accounts.google.com/", jwks)
+    }
+
+    #[test]
+    fn token_hashes_match_whatever_base64_alphabet_or_padding_google_used() {
+        let stored = TokenIds::of(&crate::secret::Secret::new("1//refresh")).hash;
+        let raw = BASE64.decode(stored.as_bytes()).unwrap();
+        for sent in [
+            stored.clone(),
+            BASE64_NOPAD.encode(&raw),
+            BASE64URL.encode(&raw),
+            BASE64URL_NOPAD.encode(&raw),
         ] {
-            assert!(
-                matches!(RiscKind::from_uri(&look_alike), RiscKind::Other(_)),
-                "{look_alike}"
-            );
+            assert_eq!(canonical_base64(&sent).as_deref(), Some(stored.as_str()), "{sent}");
         }
-        assert_eq!(RiscKind::AccountPurged.name(), "account-purged");
+        assert_eq!(canonical_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn an_account_subject_must_name_its_issuer() {
+        let v = verifier();
+        let sub = |s: Value| v.subject(&s);
+        assert_eq!(
+            sub(serde_json::json!({"subject_type": "iss-sub", "iss": "https://accounts.google.com/", "sub": "42"})),
+            Subject::Sub(Sub::parse("42").unwrap())
+        );
+        assert_eq!(
+            sub(serde_json::json!({"subject_type": "iss-sub", "sub": "42"})),
+            Subject::None
+        );
+        assert_eq!(
+            sub(serde_json::json!({"subject_type": "iss-sub", "iss": "https://evil.example/", "sub": "42"})),
+            Subject::None
+        );
     }
 }

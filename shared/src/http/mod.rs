@@ -1,27 +1,29 @@
 //! The HTTP edge shared by every API function: routing on the path it is given,
-//! CORS, the invocation deadline, one log line per request, and the one place where
-//! an `ApiError` becomes a response. Request parsing is in `request`, the problem
-//! documents in `problem`, response bodies in `views`.
+//! CORS, and the one place where an `ApiError` becomes a response, inside the one
+//! invocation wrapper every entry kind shares (`entry::invocation`: deadline,
+//! metrics, the log line). Request parsing is in `request`, the problem documents in
+//! `problem`, response bodies in `views`.
 
 mod cors;
 mod problem;
 pub mod request;
 pub mod views;
 
+use std::borrow::Cow;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
 
 use http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt};
 use serde::Serialize;
-use tracing::{Instrument, field};
 
 pub use cors::Cors;
 pub use request::*;
 
+use crate::entry::{self, Entry, Outcome};
 use crate::error::ApiError;
-use crate::outbound::{deadline_from_epoch_ms, with_deadline};
+use crate::outbound::deadline_from_epoch_ms;
 
 pub type Response = http::Response<Body>;
 
@@ -41,8 +43,8 @@ impl Route {
 }
 
 /// Routes `req` to `handler`, answers preflights, 404s and 405s itself, turns errors
-/// into problem documents, adds CORS headers, bounds every outbound call by the
-/// invocation's deadline, and logs one line per request.
+/// into problem documents and adds CORS headers, all inside the invocation wrapper
+/// (deadline, metrics, one log line per request).
 ///
 /// The returned future is boxed and `Send`: proving `Send` here, once, keeps rustc's
 /// higher-ranked lifetime inference from failing in every `main.rs` (rust#102211).
@@ -56,7 +58,6 @@ where
     F: FnOnce(&'static Route, Request) -> Fut + Send + 'a,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'a,
 {
-    let started = Instant::now();
     let request_id = request_id(&req);
     let deadline = req
         .lambda_context_ref()
@@ -65,46 +66,49 @@ where
     let origin = header_str(req.headers(), header::ORIGIN.as_str()).map(str::to_owned);
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %path, sub = field::Empty);
 
-    let work = async move {
-        let same_path: Vec<&'static Route> = routes.iter().filter(|r| r.path == path).collect();
-        let allow = || {
-            let mut methods: Vec<&str> = same_path.iter().map(|r| r.method.as_str()).collect();
-            methods.push("OPTIONS");
-            methods.join(", ")
+    Box::pin(async move {
+        let work = async {
+            let span = tracing::Span::current();
+            span.record("method", method.as_str());
+            span.record("route", path.as_str());
+            let same_path: Vec<&'static Route> = routes.iter().filter(|r| r.path == path).collect();
+            let allow = || {
+                let mut methods: Vec<&str> = same_path.iter().map(|r| r.method.as_str()).collect();
+                methods.push("OPTIONS");
+                methods.join(", ")
+            };
+            let outcome = if same_path.is_empty() {
+                Err(ApiError::NotFound(format!("No route for {path}.")))
+            } else if method == Method::OPTIONS {
+                Ok(cors.preflight(&allow()))
+            } else if let Some(route) = same_path.iter().find(|r| r.method == method) {
+                handler(route, req).await
+            } else {
+                Err(ApiError::MethodNotAllowed { allow: allow() })
+            };
+            let (mut response, code) = match outcome {
+                Ok(response) => (response, "ok"),
+                Err(err) => {
+                    log_error(&err);
+                    (problem::response(&err, &request_id), err.code())
+                }
+            };
+            cors.decorate(origin.as_deref(), response.headers_mut());
+            (response, code)
         };
-        let outcome = if same_path.is_empty() {
-            Err(ApiError::NotFound(format!("No route for {path}.")))
-        } else if method == Method::OPTIONS {
-            Ok(cors.preflight(&allow()))
-        } else if let Some(route) = same_path.iter().find(|r| r.method == method) {
-            match deadline {
-                Some(deadline) => with_deadline(deadline, handler(route, req)).await,
-                None => handler(route, req).await,
-            }
-        } else {
-            Err(ApiError::MethodNotAllowed { allow: allow() })
+        let entry = Entry {
+            kind: "http",
+            request_id: &request_id,
+            deadline,
         };
-
-        let (mut response, code) = match outcome {
-            Ok(response) => (response, None),
-            Err(err) => {
-                log_error(&err);
-                (problem::response(&err, &request_id), Some(err.code()))
-            }
-        };
-        cors.decorate(origin.as_deref(), response.headers_mut());
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            code = code.unwrap_or("ok"),
-            "request finished"
-        );
+        let (response, _) = entry::invocation(entry, work, |(response, code)| Outcome {
+            code: Cow::Borrowed(code),
+            status: Some(response.status().as_u16()),
+        })
+        .await;
         response
-    };
-    Box::pin(work.instrument(span))
+    })
 }
 
 fn log_error(err: &ApiError) {
@@ -119,19 +123,19 @@ fn request_id(req: &Request) -> String {
     req.lambda_context_ref()
         .map(|ctx| ctx.request_id.clone())
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| format!("{:016x}", crate::outbound::random_u64()))
+        .unwrap_or_else(|| format!("{:016x}", crate::system::random_u64()))
 }
 
-/// Hands an HTTP handler to the Lambda runtime (every API function's `main`), its
-/// metrics written as each invocation ends.
+/// Hands an HTTP handler to the Lambda runtime (every API function's `main`),
+/// several invocations at once when Lambda asks for it.
 pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
-    F: Fn(Request) -> Fut,
-    Fut: Future<Output = Response> + Send,
+    F: Fn(Request) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
 {
-    lambda_http::run(lambda_http::service_fn(|req| {
+    lambda_http::run_concurrent(lambda_http::service_fn(move |req| {
         let answer = handler(req);
-        crate::telemetry::invocation(async move { Ok::<_, std::convert::Infallible>(answer.await) })
+        async move { Ok::<_, Infallible>(answer.await) }
     }))
     .await
 }

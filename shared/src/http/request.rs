@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{Cors, MAX_BODY_BYTES};
 use crate::error::{ApiError, TokenSource};
-use crate::google::VerifiedIdentity;
+use crate::identity::VerifiedIdentity;
 use crate::ports::IdTokens;
 use crate::types::{IdToken, ScopeSet};
 
@@ -136,16 +136,29 @@ pub async fn authenticate(id_tokens: &dyn IdTokens, req: &Request) -> Result<Ver
         .verify(&token)
         .await
         .map_err(|r| ApiError::from_rejection(r, TokenSource::Bearer))?;
-    crate::telemetry::record_subject(identity.sub());
+    crate::telemetry::record_subject(identity.sub().as_str());
     Ok(identity)
 }
 
-/// `postmessage` (the popup code model) unless the body names an allow-listed URI.
-pub fn redirect_uri(allowed: &[String], body: &Map<String, Value>) -> Result<String, ApiError> {
-    match optional_string(body, "redirect_uri")? {
-        None => Ok("postmessage".to_owned()),
-        Some(uri) if uri == "postmessage" || allowed.contains(&uri) => Ok(uri),
-        Some(_) => Err(ApiError::invalid_request("'redirect_uri' is not allowed.")),
+/// The redirect URIs a code may have been issued for.
+#[derive(Debug, Clone, Default)]
+pub struct RedirectUris {
+    /// `ALLOWED_REDIRECT_URIS`, besides `postmessage`.
+    pub allowed: Vec<String>,
+    /// `ALLOW_APP_CODES`: a phone app's server auth code comes with `""`.
+    pub app_codes: bool,
+}
+
+impl RedirectUris {
+    /// `postmessage` (the popup code model) unless the body names an allow-listed
+    /// URI, or `""` for an app's server auth code when those are allowed.
+    pub fn of(&self, body: &Map<String, Value>) -> Result<String, ApiError> {
+        match optional_string(body, "redirect_uri")? {
+            None => Ok("postmessage".to_owned()),
+            Some(uri) if uri == "postmessage" || self.allowed.contains(&uri) => Ok(uri),
+            Some(uri) if uri.is_empty() && self.app_codes => Ok(uri),
+            Some(_) => Err(ApiError::invalid_request("'redirect_uri' is not allowed.")),
+        }
     }
 }
 
@@ -267,6 +280,31 @@ mod tests {
             bearer(&request(&[("authorization", "Bearer garbage")], "")).unwrap_err()
         ));
         assert!(bearer(&request(&[("authorization", "bearer a.b.c")], "")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_redirect_uri_is_an_app_code_and_only_allowed_as_one() {
+        let body = |uri: &str| json_object(format!(r#"{{"code":"c","redirect_uri":"{uri}"}}"#).as_bytes()).unwrap();
+        let web = RedirectUris {
+            allowed: vec!["https://app.example.com/cb".into()],
+            app_codes: false,
+        };
+        assert_eq!(web.of(&body("postmessage")).unwrap(), "postmessage");
+        assert_eq!(
+            web.of(&body("https://app.example.com/cb")).unwrap(),
+            "https://app.example.com/cb"
+        );
+        assert_eq!(web.of(&body("")).unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            web.of(&body("https://evil.example")).unwrap_err().code(),
+            "invalid_request"
+        );
+        let phones = RedirectUris { app_codes: true, ..web };
+        assert_eq!(phones.of(&body("")).unwrap(), "");
+        assert_eq!(
+            phones.of(&body("https://evil.example")).unwrap_err().code(),
+            "invalid_request"
+        );
     }
 
     #[test]

@@ -3,8 +3,13 @@
 
 use serde::Serialize;
 
-use crate::grant::{Grant, GrantStatus, Profile};
+use crate::grant::{Grant, GrantStatus, Profile, unix_rfc3339};
 use crate::types::ScopeSet;
+
+/// When Google will end the grant's refresh token (RFC 3339), or `null`.
+fn grant_expires_at(grant: Option<&Grant>) -> Option<String> {
+    grant.and_then(Grant::expires_at).and_then(unix_rfc3339)
+}
 
 /// `POST /auth/exchange`.
 #[derive(Debug, Serialize)]
@@ -14,6 +19,20 @@ pub struct SignedInView<'a> {
     pub offline_access: bool,
     pub id_token: &'a str,
     pub id_token_expires_at: i64,
+    pub grant_expires_at: Option<String>,
+}
+
+impl<'a> SignedInView<'a> {
+    pub fn new(user: &'a Profile, grant: &'a Grant, id_token: &'a str, id_token_expires_at: i64) -> Self {
+        Self {
+            user,
+            granted_scopes: &grant.scopes,
+            offline_access: grant.offline_access(),
+            id_token,
+            id_token_expires_at,
+            grant_expires_at: grant_expires_at(Some(grant)),
+        }
+    }
 }
 
 /// `POST /auth/upgrade`.
@@ -21,6 +40,7 @@ pub struct SignedInView<'a> {
 pub struct GrantView<'a> {
     pub granted_scopes: &'a ScopeSet,
     pub offline_access: bool,
+    pub grant_expires_at: Option<String>,
 }
 
 impl<'a> From<&'a Grant> for GrantView<'a> {
@@ -28,6 +48,7 @@ impl<'a> From<&'a Grant> for GrantView<'a> {
         Self {
             granted_scopes: &grant.scopes,
             offline_access: grant.offline_access(),
+            grant_expires_at: grant_expires_at(Some(grant)),
         }
     }
 }
@@ -40,6 +61,7 @@ pub struct MeView<'a> {
     pub offline_access: bool,
     pub status: &'static str,
     pub updated_at: Option<&'a str>,
+    pub grant_expires_at: Option<String>,
 }
 
 impl<'a> MeView<'a> {
@@ -51,6 +73,7 @@ impl<'a> MeView<'a> {
                 offline_access: false,
                 status: "not_connected",
                 updated_at: None,
+                grant_expires_at: None,
             },
             Some(grant) => Self {
                 user,
@@ -58,6 +81,7 @@ impl<'a> MeView<'a> {
                 offline_access: grant.offline_access(),
                 status: GrantStatus::as_str(grant.status),
                 updated_at: Some(&grant.updated_at),
+                grant_expires_at: grant_expires_at(Some(grant)),
             },
         }
     }

@@ -1,36 +1,70 @@
-//! A scripted Google for unit tests: codes, refresh tokens and access tokens it
-//! issued, events it stored, and queues of failures to answer with next.
+//! A scripted Google that keeps Google's rules: codes are single-use, refresh tokens
+//! stay valid until revoked or (time-limited access) expired, a refresh can ask for
+//! a subset of the grant, revoking any token of a user ends their whole grant, and an
+//! access token carries the scopes it was minted for. Failures can be queued per
+//! endpoint. `FakeRisc` hands out registered security events.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::google::{CalendarError, Rejection, TokenError, TokenGrant, VerifiedIdentity};
-use crate::grant::Profile;
-use crate::ports::{Calendar, IdTokens, TokenEndpoint};
+use crate::identity::{Profile, Rejection, VerifiedIdentity};
+use crate::ports::{Calendar, Clock, IdTokens, SecurityEventTokens, TokenEndpoint};
 use crate::secret::Secret;
-use crate::types::{CalendarId, EventId, IdToken, ScopeSet, SendUpdates};
+use crate::security::{RiscRejection, SecurityEvent};
+use crate::system::SystemClock;
+use crate::types::{CALENDAR_EVENTS_SCOPE, CALENDAR_SCOPE, CalendarId, EventId, IdToken, ScopeSet, SendUpdates, Sub};
+use crate::upstream::{CalendarError, TokenError, TokenGrant};
 
-#[derive(Default)]
 pub struct FakeGoogle {
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for FakeGoogle {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
+
+/// What a code redeems for.
+#[derive(Clone)]
+struct CodeGrant {
+    sub: String,
+    scopes: ScopeSet,
+    refresh_token: Option<String>,
+    /// Time-limited access: the refresh token's lifetime.
+    lifetime: Option<i64>,
+}
+
+/// A live refresh token: whose, until when. What it grants is the user's grant.
+#[derive(Clone)]
+struct Refresh {
+    sub: String,
+    expires_at: Option<i64>,
 }
 
 #[derive(Default)]
 struct State {
-    codes: HashMap<String, (String, ScopeSet, Option<String>)>,
-    live_refresh: HashSet<String>,
-    live_access: HashSet<String>,
-    events: HashMap<(String, String), Value>,
+    codes: BTreeMap<String, CodeGrant>,
+    /// What each user granted this client, over all their consents (Google keeps
+    /// one grant per user and client: incremental authorization adds to it).
+    granted: BTreeMap<String, ScopeSet>,
+    live_refresh: BTreeMap<String, Refresh>,
+    live_access: BTreeMap<String, (String, ScopeSet)>,
+    /// (sub, calendar id, event id) → event.
+    events: BTreeMap<(String, String, String), Value>,
     refresh_failures: VecDeque<TokenError>,
     insert_failures: VecDeque<CalendarError>,
     revoke_failures: VecDeque<TokenError>,
     access_lifetime: Option<Duration>,
     issued: u32,
     calls: Calls,
+    /// Every refresh token ever issued, for the tests that look for it elsewhere.
+    ever_issued: Vec<String>,
 }
 
 /// How often each endpoint was called.
@@ -44,31 +78,81 @@ pub struct Calls {
 }
 
 impl FakeGoogle {
-    /// An ID token for `sub` that [`IdTokens::verify`] accepts.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        FakeGoogle {
+            state: Mutex::new(State::default()),
+            clock,
+        }
+    }
+
+    /// An ID token for `sub` that [`IdTokens::verify`] accepts (one whose `sub`
+    /// starts with `forged` is refused).
     pub fn id_token(sub: &str) -> IdToken {
         IdToken::parse(&format!("h.{sub}.s")).expect("JWT-shaped")
     }
 
     /// A one-time code for `sub`; `refresh_token` is what the exchange returns.
     pub fn code(&self, code: &str, sub: &str, scopes: &[&str], refresh_token: Option<&str>) {
-        let mut state = self.state.lock().unwrap();
-        if let Some(token) = refresh_token {
-            state.live_refresh.insert(token.to_owned());
-        }
-        let grant = (
-            sub.to_owned(),
-            scopes.iter().collect(),
-            refresh_token.map(str::to_owned),
-        );
-        state.codes.insert(code.to_owned(), grant);
+        self.code_with_lifetime(code, sub, scopes, refresh_token, None);
     }
 
-    pub fn live_refresh_token(&self, token: &str) {
-        self.state.lock().unwrap().live_refresh.insert(token.to_owned());
+    /// A code for time-limited access: its refresh token lives `lifetime` seconds.
+    pub fn code_with_lifetime(
+        &self,
+        code: &str,
+        sub: &str,
+        scopes: &[&str],
+        refresh_token: Option<&str>,
+        lifetime: Option<i64>,
+    ) {
+        let grant = CodeGrant {
+            sub: sub.to_owned(),
+            scopes: scopes.iter().collect(),
+            refresh_token: refresh_token.map(str::to_owned),
+            lifetime,
+        };
+        self.state.lock().unwrap().codes.insert(code.to_owned(), grant);
     }
 
     pub fn kill_refresh_token(&self, token: &str) {
         self.state.lock().unwrap().live_refresh.remove(token);
+    }
+
+    /// Google revoked everything `sub` granted (the user removed access, or a
+    /// security event); as Google does, without telling the service directly.
+    pub fn revoke_user(&self, sub: &str) {
+        revoke_grant(&mut self.state.lock().unwrap(), sub);
+    }
+
+    pub fn is_live(&self, refresh_token: &str) -> bool {
+        let now = self.clock.now_unix();
+        let state = self.state.lock().unwrap();
+        state
+            .live_refresh
+            .get(refresh_token)
+            .is_some_and(|r| r.expires_at.is_none_or(|at| now < at))
+    }
+
+    /// The refresh tokens Google still honours for `sub`.
+    pub fn live_tokens_of(&self, sub: &str) -> Vec<String> {
+        let now = self.clock.now_unix();
+        let state = self.state.lock().unwrap();
+        state
+            .live_refresh
+            .iter()
+            .filter(|(_, r)| r.sub == sub && r.expires_at.is_none_or(|at| now < at))
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+
+    pub fn ever_issued(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .ever_issued
+            .iter()
+            .chain(state.live_access.keys())
+            .cloned()
+            .collect()
     }
 
     pub fn revoke_access_tokens(&self) {
@@ -95,39 +179,59 @@ impl FakeGoogle {
         self.state.lock().unwrap().calls
     }
 
-    pub fn events(&self) -> Vec<Value> {
-        self.state.lock().unwrap().events.values().cloned().collect()
+    /// Every event stored, with the user and calendar it is in.
+    pub fn stored_events(&self) -> Vec<(String, String, Value)> {
+        let state = self.state.lock().unwrap();
+        state
+            .events
+            .iter()
+            .map(|((sub, calendar, _), event)| (sub.clone(), calendar.clone(), event.clone()))
+            .collect()
     }
 
-    fn access_token(state: &mut State) -> TokenGrant {
+    pub fn events(&self) -> Vec<Value> {
+        self.stored_events().into_iter().map(|(_, _, e)| e).collect()
+    }
+
+    fn access_token(state: &mut State, sub: &str, scopes: ScopeSet) -> TokenGrant {
         state.issued += 1;
-        let token = format!("at-{}", state.issued);
-        state.live_access.insert(token.clone());
+        let token = format!("ya29.at-{}", state.issued);
+        state
+            .live_access
+            .insert(token.clone(), (sub.to_owned(), scopes.clone()));
         TokenGrant {
             access_token: Secret::new(token),
             expires_in: Some(state.access_lifetime.unwrap_or(Duration::from_secs(3600))),
             refresh_token: None,
-            scopes: None,
+            refresh_token_expires_in: None,
+            scopes: Some(scopes),
             id_token: None,
         }
     }
 }
 
+/// Revoking any token of a user ends the user's whole grant for the client.
+fn revoke_grant(state: &mut State, sub: &str) -> bool {
+    state.granted.remove(sub);
+    let before = state.live_refresh.len() + state.live_access.len();
+    state.live_refresh.retain(|_, r| r.sub != sub);
+    state.live_access.retain(|_, (owner, _)| owner != sub);
+    before != state.live_refresh.len() + state.live_access.len()
+}
+
 #[async_trait]
 impl IdTokens for FakeGoogle {
     async fn verify(&self, token: &IdToken) -> Result<VerifiedIdentity, Rejection> {
-        let sub = token.as_str().split('.').nth(1).unwrap_or_default();
-        if sub.starts_with("forged") {
+        let raw = token.as_str().split('.').nth(1).unwrap_or_default();
+        if raw.starts_with("forged") {
             return Err(Rejection::BadSignature);
         }
+        let sub = Sub::parse(raw).ok_or_else(|| Rejection::MissingClaim("sub".into()))?;
         Ok(VerifiedIdentity {
             profile: Profile {
-                sub: sub.to_owned(),
                 email: Some(format!("{sub}@example.com")),
                 email_verified: true,
-                name: None,
-                picture: None,
-                hd: None,
+                ..Profile::bare(sub)
             },
             expires_at: 4_000_000_000,
         })
@@ -137,26 +241,51 @@ impl IdTokens for FakeGoogle {
 #[async_trait]
 impl TokenEndpoint for FakeGoogle {
     async fn exchange_code(&self, code: &Secret, _redirect_uri: &str) -> Result<TokenGrant, TokenError> {
+        let now = self.clock.now_unix();
         let mut state = self.state.lock().unwrap();
         state.calls.exchanges += 1;
-        let (sub, scopes, refresh) = state.codes.remove(code.expose()).ok_or(TokenError::InvalidGrant)?;
-        let mut grant = Self::access_token(&mut state);
-        grant.refresh_token = refresh.map(Secret::new);
-        grant.scopes = Some(scopes);
-        grant.id_token = Some(Self::id_token(&sub));
-        Ok(grant)
+        let grant = state.codes.remove(code.expose()).ok_or(TokenError::InvalidGrant)?;
+        let all = state.granted.entry(grant.sub.clone()).or_default();
+        *all = all.union(&grant.scopes);
+        let mut answer = Self::access_token(&mut state, &grant.sub, grant.scopes.clone());
+        if let Some(token) = &grant.refresh_token {
+            let refresh = Refresh {
+                sub: grant.sub.clone(),
+                expires_at: grant.lifetime.map(|l| now + l),
+            };
+            state.live_refresh.insert(token.clone(), refresh);
+            state.ever_issued.push(token.clone());
+            answer.refresh_token = Some(Secret::new(token.clone()));
+            answer.refresh_token_expires_in = grant.lifetime.map(|l| Duration::from_secs(l.max(0) as u64));
+        }
+        answer.id_token = Some(Self::id_token(&grant.sub));
+        Ok(answer)
     }
 
-    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, TokenError> {
+    async fn refresh(&self, refresh_token: &Secret, scopes: Option<&ScopeSet>) -> Result<TokenGrant, TokenError> {
+        let now = self.clock.now_unix();
         let mut state = self.state.lock().unwrap();
         state.calls.refreshes += 1;
         if let Some(err) = state.refresh_failures.pop_front() {
             return Err(err);
         }
-        if !state.live_refresh.contains(refresh_token.expose()) {
-            return Err(TokenError::InvalidGrant);
-        }
-        Ok(Self::access_token(&mut state))
+        let refresh = state
+            .live_refresh
+            .get(refresh_token.expose())
+            .filter(|r| r.expires_at.is_none_or(|at| now < at))
+            .cloned()
+            .ok_or(TokenError::InvalidGrant)?;
+        let all = state.granted.get(&refresh.sub).cloned().unwrap_or_default();
+        let granted = match scopes {
+            Some(asked) if !asked.is_subset(&all) => return Err(TokenError::InvalidScope),
+            Some(asked) => asked.clone(),
+            None => all,
+        };
+        let mut answer = Self::access_token(&mut state, &refresh.sub, granted);
+        answer.refresh_token_expires_in = refresh
+            .expires_at
+            .map(|at| Duration::from_secs((at - now).max(0) as u64));
+        Ok(answer)
     }
 
     async fn revoke(&self, token: &Secret) -> Result<bool, TokenError> {
@@ -165,7 +294,12 @@ impl TokenEndpoint for FakeGoogle {
         if let Some(err) = state.revoke_failures.pop_front() {
             return Err(err);
         }
-        Ok(state.live_refresh.remove(token.expose()))
+        let owner = state
+            .live_refresh
+            .get(token.expose())
+            .map(|r| r.sub.clone())
+            .or_else(|| state.live_access.get(token.expose()).map(|(sub, _)| sub.clone()));
+        Ok(owner.is_some_and(|sub| revoke_grant(&mut state, &sub)))
     }
 }
 
@@ -183,11 +317,16 @@ impl Calendar for FakeGoogle {
         if let Some(err) = state.insert_failures.pop_front() {
             return Err(err);
         }
-        if !state.live_access.contains(access_token.expose()) {
-            return Err(CalendarError::Unauthorized);
+        let (sub, scopes) = state
+            .live_access
+            .get(access_token.expose())
+            .cloned()
+            .ok_or(CalendarError::Unauthorized)?;
+        if !(scopes.contains(CALENDAR_SCOPE) || scopes.contains(CALENDAR_EVENTS_SCOPE)) {
+            return Err(CalendarError::InsufficientScope);
         }
         let id = event["id"].as_str().unwrap_or_default().to_owned();
-        let key = (calendar.as_str().to_owned(), id.clone());
+        let key = (sub, calendar.as_str().to_owned(), id.clone());
         if state.events.contains_key(&key) {
             return Err(CalendarError::Duplicate { ours: false });
         }
@@ -198,10 +337,64 @@ impl Calendar for FakeGoogle {
         Ok(created)
     }
 
-    async fn get(&self, _access_token: &Secret, calendar: &CalendarId, id: &EventId) -> Result<Value, CalendarError> {
+    async fn get(&self, access_token: &Secret, calendar: &CalendarId, id: &EventId) -> Result<Value, CalendarError> {
         let mut state = self.state.lock().unwrap();
         state.calls.gets += 1;
-        let key = (calendar.as_str().to_owned(), id.as_str().to_owned());
+        let (sub, _) = state
+            .live_access
+            .get(access_token.expose())
+            .cloned()
+            .ok_or(CalendarError::Unauthorized)?;
+        let key = (sub, calendar.as_str().to_owned(), id.as_str().to_owned());
         state.events.get(&key).cloned().ok_or(CalendarError::NotFound)
+    }
+}
+
+/// Security event tokens registered by the test, each verified as registered.
+#[derive(Default)]
+pub struct FakeRisc {
+    tokens: Mutex<BTreeMap<String, Result<SecurityEvent, RiscRejection>>>,
+}
+
+impl FakeRisc {
+    pub fn register(&self, token: &str, verified: Result<SecurityEvent, RiscRejection>) {
+        self.tokens.lock().unwrap().insert(token.to_owned(), verified);
+    }
+}
+
+#[async_trait]
+impl SecurityEventTokens for FakeRisc {
+    async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
+        self.tokens
+            .lock()
+            .unwrap()
+            .get(token)
+            .cloned()
+            .unwrap_or_else(|| Err(RiscRejection::InvalidRequest("not a registered token".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn revoking_one_token_ends_the_users_whole_grant_and_refreshes_narrow() {
+        let google = FakeGoogle::default();
+        google.code("c1", "u", &["openid", CALENDAR_EVENTS_SCOPE], Some("rt-1"));
+        google.code("c2", "u", &["openid", CALENDAR_EVENTS_SCOPE], Some("rt-2"));
+        google.exchange_code(&Secret::new("c1"), "postmessage").await.unwrap();
+        google.exchange_code(&Secret::new("c2"), "postmessage").await.unwrap();
+        let openid: ScopeSet = ["openid"].into_iter().collect();
+        let narrow = google.refresh(&Secret::new("rt-1"), Some(&openid)).await.unwrap();
+        assert_eq!(narrow.scopes, Some(openid));
+        let drive: ScopeSet = ["https://www.googleapis.com/auth/drive"].into_iter().collect();
+        assert_eq!(
+            google.refresh(&Secret::new("rt-1"), Some(&drive)).await.unwrap_err(),
+            TokenError::InvalidScope
+        );
+        assert!(google.revoke(&Secret::new("rt-2")).await.unwrap());
+        assert!(!google.is_live("rt-1") && !google.is_live("rt-2"));
+        assert!(!google.revoke(&Secret::new("rt-1")).await.unwrap(), "already invalid");
     }
 }

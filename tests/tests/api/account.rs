@@ -44,9 +44,16 @@ async fn me_reports_each_state() {
         .is_ok()
     );
 
-    shared::cases::grants::mark_dead(stack.grants.as_ref(), "acc1", None, "invalid_grant")
-        .await
-        .unwrap();
+    shared::cases::grants::mark_dead(
+        stack.grants.as_ref(),
+        &shared::system::SystemRandom,
+        &integration_tests::sub("acc1"),
+        shared::cases::grants::Holding::Any,
+        "invalid_grant",
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     assert_eq!(stack.me(&bearer).await.body["status"], "reauthorization_required");
 }
 

@@ -248,10 +248,12 @@ async fn google_failures_map_to_the_spec_answers() {
     reply.assert_problem(429, "rate_limited");
     assert_eq!(reply.header("retry-after"), Some("7"));
 
-    // First call of a cold container: the token endpoint fails once, then works.
+    // A user's first refresh, from a cold container (no token of theirs in the
+    // fleet's table yet): the token endpoint fails once, then works.
     let cold = stack.another_container(&Default::default());
+    let first = stack.connect_calendar("ev8-first").await;
     g.inject(Fault::status(Endpoint::Token, 503));
-    let req = Req::post("/calendar/events").bearer(&bearer).json(&event());
+    let req = Req::post("/calendar/events").bearer(&first).json(&event());
     assert_eq!(
         integration_tests::send_to(&cold, Function::Events, req.build())
             .await
@@ -260,8 +262,9 @@ async fn google_failures_map_to_the_spec_answers() {
     );
 
     let cold = stack.another_container(&Default::default());
+    let never = stack.connect_calendar("ev8-never").await;
     g.inject(Fault::status(Endpoint::Token, 503).times(3));
-    let req = Req::post("/calendar/events").bearer(&bearer).json(&event());
+    let req = Req::post("/calendar/events").bearer(&never).json(&event());
     let reply = integration_tests::send_to(&cold, Function::Events, req.build()).await;
     reply.assert_problem(503, "upstream_unavailable");
     assert!(reply.header("retry-after").unwrap().parse::<u32>().unwrap() >= 1);
@@ -271,7 +274,8 @@ async fn google_failures_map_to_the_spec_answers() {
         .create_event(&bearer, &event(), None)
         .await
         .assert_problem(503, "upstream_unavailable");
-    assert_eq!(g.events("ev8", "primary").len(), 1);
+    assert_eq!(g.events("ev8", "primary").len(), 0, "failed inserts created nothing");
+    assert_eq!(g.events("ev8-first", "primary").len(), 1);
 }
 
 #[tokio::test]

@@ -62,8 +62,16 @@ async fn later_sign_in_without_refresh_token_keeps_the_stored_one() {
 
     // The kept token still works: decrypt it and refresh through the emulator.
     let ct = Ciphertext(after.as_b().unwrap().as_ref().to_vec());
-    let token = stack.sealer.open("u2", &ct).await.expect("decrypt");
-    assert!(stack.oauth.refresh(&token).await.is_ok());
+    let token = stack
+        .sealer
+        .open(
+            &integration_tests::sub("u2"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &ct,
+        )
+        .await
+        .expect("decrypt");
+    assert!(stack.oauth.refresh(&token, None).await.is_ok());
 }
 
 #[tokio::test]
@@ -295,9 +303,27 @@ async fn copied_ciphertext_cannot_be_decrypted_for_another_user() {
     stack.sign_in("victim").await;
     let item = stack.grant_item("victim").await.unwrap();
     let ct = Ciphertext(item["refresh_token_ct"].as_b().unwrap().as_ref().to_vec());
-    assert!(stack.sealer.open("victim", &ct).await.is_ok());
     assert!(
-        stack.sealer.open("attacker", &ct).await.is_err(),
+        stack
+            .sealer
+            .open(
+                &integration_tests::sub("victim"),
+                shared::grant::TokenPurpose::RefreshToken,
+                &ct
+            )
+            .await
+            .is_ok()
+    );
+    assert!(
+        stack
+            .sealer
+            .open(
+                &integration_tests::sub("attacker"),
+                shared::grant::TokenPurpose::RefreshToken,
+                &ct
+            )
+            .await
+            .is_err(),
         "KMS refuses another owner's context"
     );
 }
@@ -324,7 +350,7 @@ async fn concurrent_exchanges_keep_every_scope_and_a_working_refresh_token() {
         "{:?}",
         replies.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
-    let grant = stack.grants.load("c1").await.unwrap().unwrap();
+    let grant = stack.grants.load(&integration_tests::sub("c1")).await.unwrap().unwrap();
     for i in 0..16 {
         assert!(
             grant
@@ -335,10 +361,17 @@ async fn concurrent_exchanges_keep_every_scope_and_a_working_refresh_token() {
     }
     let token = stack
         .sealer
-        .open("c1", &grant.refresh_token.as_ref().unwrap().ciphertext)
+        .open(
+            &integration_tests::sub("c1"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &grant.refresh_token.as_ref().unwrap().ciphertext,
+        )
         .await
         .unwrap();
-    assert!(stack.oauth.refresh(&token).await.is_ok(), "stored refresh token works");
+    assert!(
+        stack.oauth.refresh(&token, None).await.is_ok(),
+        "stored refresh token works"
+    );
 }
 
 fn decode_claims(token: &str) -> serde_json::Value {

@@ -10,7 +10,6 @@ mod hygiene;
 mod openapi;
 mod publisher;
 mod risc;
-mod signing;
 mod template;
 mod tokens;
 mod upgrade;

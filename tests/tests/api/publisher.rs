@@ -3,7 +3,7 @@
 //! lifecycle events").
 
 use integration_tests::google_emulator::Signer;
-use integration_tests::offline::retried;
+use integration_tests::offline::{Invoke as _, retried};
 use integration_tests::{CALENDAR_EVENTS, Function, Req, Stack, logs};
 use serde_json::{Value, json};
 use shared::ports::{GrantStore as _, TokenSealer as _};
@@ -31,7 +31,7 @@ async fn each_transition_yields_exactly_its_documented_event() {
     let mut seen = 0;
     let mut step = async |what: &str| -> Vec<(String, Value)> {
         let records = new_records(&stack, &mut seen).await;
-        let answer = publisher.handle(records).await;
+        let answer = publisher.invoke(records).await;
         assert!(retried(&answer).is_empty(), "{what}: {answer}");
         bus.events().await
     };
@@ -114,14 +114,14 @@ async fn redelivered_records_yield_the_same_event_ids_and_jti_items_none() {
     let (set, _) = stack.google.risc_set("sessions-revoked", "p3");
     deliver(&stack, &set).await;
     let records = json!({ "Records": stack.stream_records().await });
-    publisher.handle(records.clone()).await;
+    publisher.invoke(records.clone()).await;
     let first: Vec<Value> = bus
         .events()
         .await
         .into_iter()
         .map(|(_, d)| d["event_id"].clone())
         .collect();
-    publisher.handle(records).await;
+    publisher.invoke(records).await;
     let again: Vec<Value> = bus
         .events()
         .await
@@ -142,7 +142,7 @@ async fn redelivered_records_yield_the_same_event_ids_and_jti_items_none() {
         })
         .collect();
     assert!(!jti_only.is_empty());
-    let answer = publisher.handle(json!({ "Records": jti_only })).await;
+    let answer = publisher.invoke(json!({ "Records": jti_only })).await;
     assert!(retried(&answer).is_empty());
     assert!(bus.events().await.is_empty());
 }
@@ -154,11 +154,11 @@ async fn a_bus_that_is_down_fails_the_records_and_the_retry_loses_nothing() {
     let records = json!({ "Records": stack.stream_records().await });
     let first_sequence = records["Records"][0]["dynamodb"]["SequenceNumber"].clone();
     let down = stack.publisher_with_bus_down().await;
-    let answer = down.handle(records.clone()).await;
+    let answer = down.invoke(records.clone()).await;
     assert_eq!(answer["batchItemFailures"], json!([{"itemIdentifier": first_sequence}]));
 
     let bus = stack.bus().await;
-    let answer = stack.publisher(Some(&bus)).handle(records).await;
+    let answer = stack.publisher(Some(&bus)).invoke(records).await;
     assert!(retried(&answer).is_empty());
     let kinds: Vec<String> = bus.events().await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["GrantConnected", "GrantScopesChanged"]);
@@ -172,9 +172,17 @@ async fn token_revoked_by_hash_reaches_the_grant_and_the_bus() {
     let publisher = stack.publisher(Some(&bus));
     let mut seen = stack.stream_records().await.len();
     let g = &stack.google;
-    let grant = stack.grants.load("p5").await.unwrap().unwrap();
+    let grant = stack.grants.load(&integration_tests::sub("p5")).await.unwrap().unwrap();
     let sealed = grant.refresh_token.expect("a stored refresh token");
-    let refresh = stack.sealer.open("p5", &sealed.ciphertext).await.unwrap();
+    let refresh = stack
+        .sealer
+        .open(
+            &integration_tests::sub("p5"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &sealed.ciphertext,
+        )
+        .await
+        .unwrap();
     let mut claims = g.risc_claims("token-revoked", "p5");
     let uri = claims["events"].as_object().unwrap().keys().next().unwrap().clone();
     claims["events"][&uri] = json!({"subject": {
@@ -184,7 +192,7 @@ async fn token_revoked_by_hash_reaches_the_grant_and_the_bus() {
     }});
     let header = json!({"alg": "RS256", "kid": g.risc_kid(), "typ": "JWT"});
     deliver(&stack, &g.sign_jwt(header, claims, Signer::Risc)).await;
-    let answer = publisher.handle(new_records(&stack, &mut seen).await).await;
+    let answer = publisher.invoke(new_records(&stack, &mut seen).await).await;
     assert!(retried(&answer).is_empty());
     let events = bus.events().await;
     assert_eq!(events.len(), 1, "{events:?}");

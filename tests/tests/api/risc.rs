@@ -147,10 +147,14 @@ async fn token_revoked_by_prefix_finds_the_grant_of_that_token_only() {
     let stack = Stack::start().await;
     let bearer = stack.connect_calendar("r4").await;
     let other = stack.connect_calendar("r5").await;
-    let grant = stack.grants.load("r4").await.unwrap().unwrap();
+    let grant = stack.grants.load(&integration_tests::sub("r4")).await.unwrap().unwrap();
     let token = stack
         .sealer
-        .open("r4", &grant.refresh_token.unwrap().ciphertext)
+        .open(
+            &integration_tests::sub("r4"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &grant.refresh_token.unwrap().ciphertext,
+        )
         .await
         .unwrap();
     let prefix: String = token.expose().chars().take(16).collect();

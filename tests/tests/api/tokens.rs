@@ -2,6 +2,7 @@
 //! "Acting for users from your backend"): the payload of every outcome.
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
+use integration_tests::offline::Invoke as _;
 use integration_tests::{CALENDAR_EVENTS, Stack, logs};
 use serde_json::{Value, json};
 
@@ -16,7 +17,7 @@ async fn a_vended_token_has_five_minutes_left_and_works_at_google() {
     let stack = Stack::start().await;
     stack.connect_calendar("t1").await;
     let tokens = stack.tokens();
-    let answer = tokens.handle(json!({"sub": "t1", "scopes": [CALENDAR_EVENTS]})).await;
+    let answer = tokens.invoke(json!({"sub": "t1", "scopes": [CALENDAR_EVENTS]})).await;
     assert_eq!(answer["token_type"], "Bearer", "{answer}");
     let now = shared::google::id_token::unix_now();
     assert!(answer["expires_at"].as_i64().unwrap() >= now + 300);
@@ -42,9 +43,9 @@ async fn a_warm_container_vends_the_cached_token_without_google() {
     let stack = Stack::start().await;
     stack.connect_calendar("t2").await;
     let tokens = stack.tokens();
-    let first = tokens.handle(json!({"sub": "t2"})).await;
+    let first = tokens.invoke(json!({"sub": "t2"})).await;
     stack.google.reset_hits();
-    let second = tokens.handle(json!({"sub": "t2"})).await;
+    let second = tokens.invoke(json!({"sub": "t2"})).await;
     assert_eq!(first["access_token"], second["access_token"]);
     assert_eq!(stack.google.hits().token_refresh, 0);
 }
@@ -66,12 +67,12 @@ async fn every_refusal_is_a_payload_with_its_status_and_code() {
         (json!({"sub": "nobody"}), 404, "not_connected"),
         (json!({"sub": "t3-offline-less"}), 409, "offline_access_required"),
     ] {
-        let answer = tokens.handle(request.clone()).await;
+        let answer = tokens.invoke(request.clone()).await;
         assert_eq!(error(&answer), (status, code), "{request}");
     }
     let drive = "https://www.googleapis.com/auth/drive.readonly";
     let answer = tokens
-        .handle(json!({"sub": "t3", "scopes": [CALENDAR_EVENTS, drive]}))
+        .invoke(json!({"sub": "t3", "scopes": [CALENDAR_EVENTS, drive]}))
         .await;
     assert_eq!(error(&answer), (403, "scope_required"));
     assert_eq!(answer["error"]["missing_scopes"], json!([drive]));
@@ -90,14 +91,14 @@ async fn google_failures_carry_retry_after() {
             retry_after: Some(8),
         },
     ));
-    let answer = tokens.handle(json!({"sub": "t4"})).await;
+    let answer = tokens.invoke(json!({"sub": "t4"})).await;
     assert_eq!(error(&answer), (429, "rate_limited"));
     assert_eq!(answer["error"]["retry_after"], 8);
     stack.google.inject(Fault::status(Endpoint::Token, 503).times(3));
-    let answer = tokens.handle(json!({"sub": "t4"})).await;
+    let answer = tokens.invoke(json!({"sub": "t4"})).await;
     assert_eq!(error(&answer), (503, "upstream_unavailable"));
     assert!(answer["error"]["retry_after"].as_u64().unwrap() >= 1);
-    assert!(tokens.handle(json!({"sub": "t4"})).await["access_token"].is_string());
+    assert!(tokens.invoke(json!({"sub": "t4"})).await["access_token"].is_string());
 }
 
 #[tokio::test]
@@ -107,13 +108,13 @@ async fn invalid_grant_marks_the_grant_as_on_the_http_route() {
     assert!(stack.google.revoke_user("t5"));
     let tokens = stack.tokens();
     assert_eq!(
-        error(&tokens.handle(json!({"sub": "t5"})).await),
+        error(&tokens.invoke(json!({"sub": "t5"})).await),
         (401, "reauthorization_required")
     );
     assert_eq!(stack.me(&bearer).await.body["status"], "reauthorization_required");
     stack.google.reset_hits();
     assert_eq!(
-        error(&tokens.handle(json!({"sub": "t5"})).await),
+        error(&tokens.invoke(json!({"sub": "t5"})).await),
         (401, "reauthorization_required")
     );
     assert_eq!(stack.google.hits().token_refresh, 0, "no Google call for a dead grant");

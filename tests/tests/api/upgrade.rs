@@ -23,13 +23,22 @@ async fn upgrade_grants_calendar_and_the_stored_token_carries_it() {
     );
     assert_eq!(reply.body["offline_access"], true);
 
-    let grant = stack.grants.load("up1").await.unwrap().unwrap();
+    let grant = stack
+        .grants
+        .load(&integration_tests::sub("up1"))
+        .await
+        .unwrap()
+        .unwrap();
     let refresh = stack
         .sealer
-        .open("up1", &grant.refresh_token.as_ref().unwrap().ciphertext)
+        .open(
+            &integration_tests::sub("up1"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &grant.refresh_token.as_ref().unwrap().ciphertext,
+        )
         .await
         .unwrap();
-    let access = stack.oauth.refresh(&refresh).await.unwrap();
+    let access = stack.oauth.refresh(&refresh, None).await.unwrap();
     assert!(
         access.scopes.unwrap().allows_calendar_writes(),
         "refreshed token carries Calendar"
@@ -127,7 +136,16 @@ async fn unticked_scope_is_reported_missing_and_what_was_granted_is_stored() {
     let reply = stack.upgrade(&bearer, &code, &[CALENDAR_EVENTS, extra]).await;
     reply.assert_problem(403, "scope_not_granted");
     assert_eq!(reply.body["missing_scopes"], json!([CALENDAR_EVENTS]));
-    assert!(stack.grants.load("up3").await.unwrap().unwrap().scopes.contains(extra));
+    assert!(
+        stack
+            .grants
+            .load(&integration_tests::sub("up3"))
+            .await
+            .unwrap()
+            .unwrap()
+            .scopes
+            .contains(extra)
+    );
 }
 
 #[tokio::test]
@@ -204,14 +222,23 @@ async fn sixteen_concurrent_upgrades_keep_all_sixteen_scopes() {
         "{:?}",
         replies.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
-    let grant = stack.grants.load("up6").await.unwrap().unwrap();
+    let grant = stack
+        .grants
+        .load(&integration_tests::sub("up6"))
+        .await
+        .unwrap()
+        .unwrap();
     for s in &scopes {
         assert!(grant.scopes.contains(s), "{s} lost");
     }
     let token = stack
         .sealer
-        .open("up6", &grant.refresh_token.as_ref().unwrap().ciphertext)
+        .open(
+            &integration_tests::sub("up6"),
+            shared::grant::TokenPurpose::RefreshToken,
+            &grant.refresh_token.as_ref().unwrap().ciphertext,
+        )
         .await
         .unwrap();
-    assert!(stack.oauth.refresh(&token).await.is_ok());
+    assert!(stack.oauth.refresh(&token, None).await.is_ok());
 }

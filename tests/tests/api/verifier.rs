@@ -22,7 +22,7 @@ fn header(stack: &Stack) -> Value {
 
 async fn verify(v: &IdTokenVerifier, token: &str) -> Result<String, Rejection> {
     let token = IdToken::parse(token).ok_or(Rejection::Malformed)?;
-    v.verify(&token).await.map(|id| id.profile.sub)
+    v.verify(&token).await.map(|id| id.profile.sub.to_string())
 }
 
 #[tokio::test]

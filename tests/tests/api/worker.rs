@@ -3,7 +3,7 @@
 //! answer, the outcome events on the bus, and the dead-letter queue.
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
-use integration_tests::offline::{retried, sqs_event};
+use integration_tests::offline::{Invoke as _, retried, sqs_event};
 use integration_tests::{Stack, logs};
 use serde_json::{Value, json};
 
@@ -25,7 +25,7 @@ async fn a_job_creates_the_event_and_reports_it_on_the_bus() {
     stack.connect_calendar("w1").await;
     let bus = stack.bus().await;
     let worker = stack.worker(Some(&bus));
-    let answer = worker.handle(sqs_event(&[job("booking-1", "w1")])).await;
+    let answer = worker.invoke(sqs_event(&[job("booking-1", "w1")])).await;
     assert!(retried(&answer).is_empty(), "{answer}");
     let stored = stack.google.events("w1", "primary");
     assert_eq!(stored.len(), 1);
@@ -48,8 +48,8 @@ async fn a_redelivered_job_and_an_http_request_with_the_same_key_make_one_event(
     let bearer = stack.connect_calendar("w2").await;
     let bus = stack.bus().await;
     let worker = stack.worker(Some(&bus));
-    worker.handle(sqs_event(&[job("booking-2", "w2")])).await;
-    let again = worker.handle(sqs_event(&[job("booking-2", "w2")])).await;
+    worker.invoke(sqs_event(&[job("booking-2", "w2")])).await;
+    let again = worker.invoke(sqs_event(&[job("booking-2", "w2")])).await;
     assert!(retried(&again).is_empty());
     let http = stack.create_event(&bearer, &event(), Some("booking-2")).await;
     assert_eq!(
@@ -70,7 +70,7 @@ async fn a_redelivered_job_and_an_http_request_with_the_same_key_make_one_event(
     // An HTTP request first, then a job with its key: still one event.
     let first = stack.create_event(&bearer, &event(), Some("booking-3")).await;
     assert_eq!(first.status, 201);
-    worker.handle(sqs_event(&[job("booking-3", "w2")])).await;
+    worker.invoke(sqs_event(&[job("booking-3", "w2")])).await;
     assert_eq!(stack.google.events("w2", "primary").len(), 2);
     assert_eq!(bus.events().await[0].1["replayed"], true);
 }
@@ -113,7 +113,7 @@ async fn permanent_failures_are_consumed_and_reported_with_their_code() {
         .google
         .inject(Fault::status(Endpoint::CalendarInsert, 404).on_calendar("no-such-calendar@example.com"));
     for (body, code) in &cases {
-        let answer = worker.handle(sqs_event(std::slice::from_ref(body))).await;
+        let answer = worker.invoke(sqs_event(std::slice::from_ref(body))).await;
         assert!(retried(&answer).is_empty(), "{code}: consumed, not retried");
         let events = bus.events().await;
         assert_eq!(events.len(), 1, "{code}: {events:?}");
@@ -148,12 +148,12 @@ async fn transient_failures_are_retried_and_send_no_outcome() {
         Fault::new(Endpoint::CalendarInsert, FaultKind::DropAfterWork).times(3),
     ] {
         stack.google.inject(fault);
-        let answer = worker.handle(sqs_event(&[job("flaky", "w4")])).await;
+        let answer = worker.invoke(sqs_event(&[job("flaky", "w4")])).await;
         assert_eq!(retried(&answer), ["m0"]);
         assert!(bus.events().await.is_empty(), "no outcome before the job is done");
     }
     // The lost answers had created the event: the redelivery finds it.
-    let answer = worker.handle(sqs_event(&[job("flaky", "w4")])).await;
+    let answer = worker.invoke(sqs_event(&[job("flaky", "w4")])).await;
     assert!(retried(&answer).is_empty());
     assert_eq!(stack.google.events("w4", "primary").len(), 1);
     assert_eq!(bus.events().await[0].1["replayed"], true);
@@ -184,7 +184,7 @@ async fn a_mixed_batch_reports_exactly_the_transient_messages() {
         job("ok-4", "wa"),
         json!({"job_id": "bad", "sub": "wa", "event": []}).to_string(),
     ];
-    let answer = worker.handle(sqs_event(&batch)).await;
+    let answer = worker.invoke(sqs_event(&batch)).await;
     assert_eq!(retried(&answer), ["m1", "m4", "m7"]);
     let events = bus.events().await;
     let created = events.iter().filter(|(kind, _)| kind == "CalendarEventCreated").count();
@@ -199,7 +199,7 @@ async fn a_warm_batch_for_one_user_refreshes_once() {
     let worker = stack.worker(None);
     stack.google.reset_hits();
     let jobs: Vec<String> = (0..10).map(|i| job(&format!("b-{i}"), "w5")).collect();
-    let answer = worker.handle(sqs_event(&jobs)).await;
+    let answer = worker.invoke(sqs_event(&jobs)).await;
     assert!(retried(&answer).is_empty());
     let hits = stack.google.hits();
     assert_eq!(hits.calendar_insert, 10);
@@ -209,7 +209,7 @@ async fn a_warm_batch_for_one_user_refreshes_once() {
         hits.token_refresh
     );
     stack.google.reset_hits();
-    worker.handle(sqs_event(&[job("b-next", "w5")])).await;
+    worker.invoke(sqs_event(&[job("b-next", "w5")])).await;
     assert_eq!(
         (stack.google.hits().token_refresh, stack.google.hits().calendar_insert),
         (0, 1)
@@ -221,10 +221,10 @@ async fn a_bus_that_is_down_makes_the_message_transient() {
     let stack = Stack::start().await;
     stack.connect_calendar("w6").await;
     let worker = stack.worker_with_bus_down().await;
-    let answer = worker.handle(sqs_event(&[job("j", "w6")])).await;
+    let answer = worker.invoke(sqs_event(&[job("j", "w6")])).await;
     assert_eq!(retried(&answer), ["m0"], "the outcome could not be sent");
     // Without EVENT_BUS_NAME outcomes are only logged and the message is consumed.
-    let answer = stack.worker(None).handle(sqs_event(&[job("j", "w6")])).await;
+    let answer = stack.worker(None).invoke(sqs_event(&[job("j", "w6")])).await;
     assert!(retried(&answer).is_empty());
     assert_eq!(stack.google.events("w6", "primary").len(), 1);
 }
@@ -258,7 +258,7 @@ async fn a_job_that_keeps_failing_reaches_the_dead_letter_queue() {
             .unwrap();
         let messages = out.messages.unwrap_or_default();
         let bodies: Vec<String> = messages.iter().map(|m| m.body().unwrap().to_owned()).collect();
-        let answer = worker.handle(sqs_event(&bodies)).await;
+        let answer = worker.invoke(sqs_event(&bodies)).await;
         for (i, message) in messages.iter().enumerate() {
             let handle = message.receipt_handle().unwrap();
             if retried(&answer).contains(&format!("m{i}")) {
@@ -298,7 +298,7 @@ async fn no_token_code_or_secret_reaches_an_event_or_a_log_line() {
     let bus = stack.bus().await;
     let worker = stack.worker(Some(&bus));
     worker
-        .handle(sqs_event(&[job("hygiene", "w8"), job("hygiene-2", "nobody")]))
+        .invoke(sqs_event(&[job("hygiene", "w8"), job("hygiene-2", "nobody")]))
         .await;
     let events = format!("{:?}", bus.events().await);
     let logs = logs::captured();

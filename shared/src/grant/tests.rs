@@ -1,0 +1,159 @@
+use super::*;
+
+fn sub(raw: &str) -> Sub {
+    Sub::parse(raw).unwrap()
+}
+
+fn profile(raw: &str) -> Profile {
+    Profile::bare(sub(raw))
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+fn sealed(byte: u8, expires_at: Option<i64>) -> SealedToken {
+    SealedToken {
+        ciphertext: Ciphertext(vec![byte]),
+        ids: TokenIds::of(&Secret::new(format!("token-{byte}"))),
+        expires_at,
+    }
+}
+
+const T0: i64 = 1_900_000_000;
+
+#[test]
+fn google_token_identifiers() {
+    let ids = TokenIds::of(&Secret::new("1//0abcdefghijklmnopqrstuvwxyz"));
+    // base64(SHA-512(SHA-512(token))): 64 bytes → 88 characters.
+    assert_eq!(ids.hash.len(), 88);
+    assert_eq!(ids.prefix_hash, TokenIds::hash_prefix("1//0abcdefghijkl"));
+    assert!(!ids.prefix_hash.contains("abcdefghijkl"));
+}
+
+#[test]
+fn a_sign_in_without_refresh_token_keeps_the_stored_one_and_scopes_only_grow() {
+    let a: ScopeSet = ["openid"].into_iter().collect();
+    let b: ScopeSet = ["calendar"].into_iter().collect();
+    let first = Grant::authorized(None, &profile("u"), &a, Some(&sealed(1, Some(T0 + DAY))), at(T0));
+    let second = Grant::authorized(Some(&first), &profile("u"), &b, None, at(T0 + 10));
+    assert_eq!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.scopes, a.union(&b));
+    assert_eq!(second.version, 2);
+    assert_eq!(second.created_at, first.created_at);
+    assert_eq!(second.expires_at(), Some(T0 + DAY), "the stored token's expiry stays");
+    assert_eq!(second.last_used_at, Some(T0), "no new token: no new use");
+}
+
+#[test]
+fn a_new_token_without_expiry_clears_the_old_expiry_and_its_notice() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let limited = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(1, Some(T0 + DAY))), at(T0));
+    let noticed = limited.noticed(T0 + DAY, at(T0 + 5)).unwrap();
+    assert_eq!(noticed.expiry_noticed, Some(T0 + DAY));
+    let renewed = Grant::authorized(
+        Some(&noticed),
+        &profile("u"),
+        &openid,
+        Some(&sealed(2, None)),
+        at(T0 + 9),
+    );
+    assert_eq!((renewed.expires_at(), renewed.expiry_noticed), (None, None));
+    assert_eq!(renewed.last_used_at, Some(T0 + 9));
+}
+
+#[test]
+fn dead_tokens_are_dropped_once_and_a_new_sign_in_reactivates() {
+    let grant = Grant::authorized(
+        None,
+        &profile("u"),
+        &ScopeSet::default(),
+        Some(&sealed(1, None)),
+        at(T0),
+    );
+    let dead = grant.dead("invalid_grant", at(T0 + 1)).unwrap();
+    assert_eq!(
+        (dead.status, dead.refresh_token.is_none()),
+        (GrantStatus::ReauthorizationRequired, true)
+    );
+    assert_eq!(dead.status_reason.as_deref(), Some("invalid_grant"));
+    assert!(dead.dead("invalid_grant", at(T0 + 2)).is_none());
+    let online_only = Grant::authorized(Some(&dead), &profile("u"), &ScopeSet::default(), None, at(T0 + 3));
+    assert_eq!(online_only.status, GrantStatus::ReauthorizationRequired);
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let back = Grant::authorized(Some(&dead), &profile("u"), &openid, Some(&sealed(2, None)), at(T0 + 4));
+    assert_eq!((back.status, back.status_reason), (GrantStatus::Active, None));
+    assert_eq!(
+        back.scopes, openid,
+        "a reauthorization starts over with what Google granted"
+    );
+}
+
+#[test]
+fn uses_are_recorded_at_most_daily_and_keep_the_version() {
+    let grant = Grant::authorized(
+        None,
+        &profile("u"),
+        &ScopeSet::default(),
+        Some(&sealed(1, None)),
+        at(T0),
+    );
+    assert!(grant.used(at(T0 + DAY - 1)).is_none());
+    let used = grant.used(at(T0 + DAY)).unwrap();
+    assert_eq!((used.last_used_at, used.version), (Some(T0 + DAY), grant.version));
+    let rotated = grant.rotated(sealed(2, Some(T0 + 3 * DAY)), at(T0 + 7));
+    assert_eq!((rotated.last_used_at, rotated.version), (Some(T0 + 7), 2));
+    assert_eq!(rotated.expires_at(), Some(T0 + 3 * DAY));
+}
+
+#[test]
+fn the_sweep_is_due_at_the_notice_or_the_keep_alive_whichever_comes_first() {
+    let policy = SweepPolicy::default();
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let unlimited = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(1, None)), at(T0));
+    assert_eq!(unlimited.sweep_due(&policy), Some(T0 + 150 * DAY));
+    let week = Grant::authorized(
+        None,
+        &profile("u"),
+        &openid,
+        Some(&sealed(1, Some(T0 + 7 * DAY))),
+        at(T0),
+    );
+    assert_eq!(week.sweep_due(&policy), Some(T0), "notice due at once");
+    let noticed = week.noticed(T0 + 7 * DAY, at(T0)).unwrap();
+    assert_eq!(noticed.sweep_due(&policy), Some(T0 + 150 * DAY), "once per expiry");
+    assert_eq!(
+        unlimited.dead("invalid_grant", at(T0)).unwrap().sweep_due(&policy),
+        None
+    );
+}
+
+#[test]
+fn sweep_buckets_are_never_in_the_past_of_the_write_and_stay_with_the_user() {
+    let policy = SweepPolicy::default();
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    // Expiry in three days: the notice was due four days ago, the bucket is today's.
+    let grant = Grant::authorized(
+        None,
+        &profile("u"),
+        &openid,
+        Some(&sealed(1, Some(T0 + 3 * DAY))),
+        at(T0),
+    );
+    let slot = grant.sweep_slot(&policy, T0).unwrap();
+    assert_eq!(slot.due_at, T0 - 4 * DAY);
+    let today = OffsetDateTime::from_unix_timestamp(T0).unwrap().date();
+    assert!(slot.bucket.starts_with(&sweep_bucket(today, 0)[..10]), "{slot:?}");
+    let later = grant.sweep_slot(&policy, T0 + 2 * DAY).unwrap();
+    assert_eq!(slot.bucket[10..], later.bucket[10..], "the shard is the user's");
+    assert_eq!(sweep_bucket(time::macros::date!(2031 - 01 - 02), 5), "2031-01-02#5");
+}
+
+#[test]
+fn removal_reasons_round_trip() {
+    for reason in [RemovalReason::User, RemovalReason::AccountPurged] {
+        assert_eq!(RemovalReason::parse(reason.as_str()), Some(reason));
+    }
+    assert_eq!(RemovalReason::AccountPurged.as_str(), "risc:account-purged");
+    assert_eq!(RemovalReason::parse("risc:other"), None);
+}
