@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod logs;
 pub mod offline;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
