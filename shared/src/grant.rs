@@ -117,14 +117,29 @@ impl TokenIds {
     }
 }
 
-/// A refresh token as stored: ciphertext, its identifiers, and when Google will end
-/// it (time-limited access; `None`: until revoked or unused for six months).
+/// A refresh token as stored: ciphertext, its identifiers, when Google issued it to
+/// us and when Google will end it (time-limited access; `None`: until revoked or
+/// unused for six months).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedToken {
     pub ciphertext: Ciphertext,
     pub ids: TokenIds,
+    /// When we received it (Unix milliseconds); `None` for tokens stored before
+    /// this was recorded.
+    pub issued_ms: Option<i64>,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+}
+
+impl SealedToken {
+    /// Issued after `other`: of two tokens of one user, the one to keep (Google
+    /// may have ended the older one's grant in between).
+    fn newer_than(&self, other: &SealedToken) -> bool {
+        match (self.issued_ms, other.issued_ms) {
+            (Some(mine), Some(theirs)) => mine >= theirs,
+            _ => true,
+        }
+    }
 }
 
 /// When the sweeper looks at a grant (README, "Grant lifetime"): a notice this long
@@ -193,7 +208,8 @@ impl Grant {
 
     /// A sign-in or upgrade: profile refreshed, scopes merged (a concurrent upgrade's
     /// scope is never lost), the new refresh token stored if one came (a missing one
-    /// never erases the stored one; a new one without expiry clears the old expiry).
+    /// never erases the stored one; a new one without expiry clears the old expiry),
+    /// unless a concurrent sign-in stored one Google issued later than ours.
     pub fn authorized(
         current: Option<&Grant>,
         profile: &Profile,
@@ -201,7 +217,9 @@ impl Grant {
         new_token: Option<&SealedToken>,
         now: OffsetDateTime,
     ) -> Grant {
-        let refresh_token = new_token.or(current.and_then(|c| c.refresh_token.as_ref())).cloned();
+        let stored = current.and_then(|c| c.refresh_token.as_ref());
+        let new_token = new_token.filter(|new| stored.is_none_or(|old| new.newer_than(old)));
+        let refresh_token = new_token.or(stored).cloned();
         let (status, status_reason) = match (current, &refresh_token) {
             (Some(c), None) => (c.status, c.status_reason.clone()),
             _ => (GrantStatus::Active, None),

@@ -76,6 +76,9 @@ pub fn encode(client_id: &str, g: &Grant, policy: &SweepPolicy, written_at: i64)
         );
         item.insert("refresh_token_hash".into(), s(&token.ids.hash));
         item.insert("refresh_token_prefix_hash".into(), s(&token.ids.prefix_hash));
+        if let Some(issued_ms) = token.issued_ms {
+            item.insert("refresh_token_issued_ms".into(), number(issued_ms));
+        }
         if let Some(expires_at) = token.expires_at {
             item.insert("refresh_token_expires_at".into(), number(expires_at));
         }
@@ -119,6 +122,7 @@ pub fn decode(item: &Item) -> Result<Grant, StoreError> {
         (Some(ciphertext), Some(hash), Some(prefix_hash)) => Some(SealedToken {
             ciphertext,
             ids: TokenIds { hash, prefix_hash },
+            issued_ms: n("refresh_token_issued_ms")?,
             expires_at: n("refresh_token_expires_at")?,
         }),
         (None, _, _) => None,
@@ -180,6 +184,7 @@ mod tests {
             refresh_token: Some(SealedToken {
                 ciphertext: Ciphertext(vec![0, 1, 2, 255]),
                 ids: TokenIds::of(&token),
+                issued_ms: Some(T0 * 1000 - 60_000),
                 expires_at,
             }),
             status: GrantStatus::Active,

@@ -331,12 +331,14 @@ impl AccessTokens {
         expires_at: Option<i64>,
     ) -> Result<Option<Grant>, ApiError> {
         let sub = grant.sub();
+        let now = self.ambient.clock.now();
+        let now_ms = self.ambient.clock.now_unix_ms();
         let sealed = SealedToken {
             ciphertext: self.sealer.seal(sub, TokenPurpose::RefreshToken, rotated).await?,
             ids: TokenIds::of(rotated),
+            issued_ms: Some(now_ms),
             expires_at,
         };
-        let now = self.ambient.clock.now();
         let random = self.ambient.random.as_ref();
         let stored = grants::update(self.grants.as_ref(), random, sub, |current| {
             Ok::<_, ApiError>(

@@ -101,10 +101,12 @@ impl SignIn {
             return Err(ApiError::AccountMismatch);
         }
         let now = self.ambient.clock.now();
+        let now_ms = self.ambient.clock.now_unix_ms();
         let sealed = match &granted.refresh_token {
             Some(token) => Some(SealedToken {
                 ciphertext: self.sealer.seal(&sub, TokenPurpose::RefreshToken, token).await?,
                 ids: TokenIds::of(token),
+                issued_ms: Some(now_ms),
                 expires_at: granted
                     .refresh_token_expires_in
                     .map(|left| now.unix_timestamp() + left.as_secs() as i64),

@@ -16,6 +16,7 @@ fn sealed(byte: u8, expires_at: Option<i64>) -> SealedToken {
     SealedToken {
         ciphertext: Ciphertext(vec![byte]),
         ids: TokenIds::of(&Secret::new(format!("token-{byte}"))),
+        issued_ms: Some(T0 + i64::from(byte)),
         expires_at,
     }
 }
@@ -60,6 +61,36 @@ fn a_new_token_without_expiry_clears_the_old_expiry_and_its_notice() {
     );
     assert_eq!((renewed.expires_at(), renewed.expiry_noticed), (None, None));
     assert_eq!(renewed.last_used_at, Some(T0 + 9));
+}
+
+#[test]
+fn a_token_issued_before_the_stored_one_never_replaces_it() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let later = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(9, None)), at(T0 + 9));
+    let earlier = Grant::authorized(
+        Some(&later),
+        &profile("u"),
+        &openid,
+        Some(&sealed(3, None)),
+        at(T0 + 10),
+    );
+    assert_eq!(
+        earlier.refresh_token, later.refresh_token,
+        "a concurrent, older sign-in wrote last"
+    );
+    let unknown = SealedToken {
+        issued_ms: None,
+        ..sealed(1, None)
+    };
+    let legacy = Grant::authorized(None, &profile("u"), &openid, Some(&unknown), at(T0));
+    let next = Grant::authorized(
+        Some(&legacy),
+        &profile("u"),
+        &openid,
+        Some(&sealed(2, None)),
+        at(T0 + 2),
+    );
+    assert_eq!(next.refresh_token.unwrap().ciphertext, Ciphertext(vec![2]));
 }
 
 #[test]

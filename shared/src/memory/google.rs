@@ -40,11 +40,11 @@ struct CodeGrant {
     lifetime: Option<i64>,
 }
 
-/// A live refresh token: whose, until when. What it grants is the user's grant.
+/// A live refresh token: whose. What it grants, and until when, is the user's
+/// grant's.
 #[derive(Clone)]
 struct Refresh {
     sub: String,
-    expires_at: Option<i64>,
 }
 
 #[derive(Default)]
@@ -53,6 +53,8 @@ struct State {
     /// What each user granted this client, over all their consents (Google keeps
     /// one grant per user and client: incremental authorization adds to it).
     granted: BTreeMap<String, ScopeSet>,
+    /// When each user's grant ends (time-limited access): the last consent decides.
+    grant_ends: BTreeMap<String, i64>,
     live_refresh: BTreeMap<String, Refresh>,
     live_access: BTreeMap<String, (String, ScopeSet)>,
     /// (sub, calendar id, event id) → event.
@@ -130,7 +132,7 @@ impl FakeGoogle {
         state
             .live_refresh
             .get(refresh_token)
-            .is_some_and(|r| r.expires_at.is_none_or(|at| now < at))
+            .is_some_and(|r| state.open(&r.sub, now))
     }
 
     /// The refresh tokens Google still honours for `sub`.
@@ -140,7 +142,7 @@ impl FakeGoogle {
         state
             .live_refresh
             .iter()
-            .filter(|(_, r)| r.sub == sub && r.expires_at.is_none_or(|at| now < at))
+            .filter(|(_, r)| r.sub == sub && state.open(sub, now))
             .map(|(token, _)| token.clone())
             .collect()
     }
@@ -210,9 +212,17 @@ impl FakeGoogle {
     }
 }
 
+impl State {
+    /// Whether `sub`'s grant has not ended by `now`.
+    fn open(&self, sub: &str, now: i64) -> bool {
+        self.grant_ends.get(sub).is_none_or(|end| now < *end)
+    }
+}
+
 /// Revoking any token of a user ends the user's whole grant for the client.
 fn revoke_grant(state: &mut State, sub: &str) -> bool {
     state.granted.remove(sub);
+    state.grant_ends.remove(sub);
     let before = state.live_refresh.len() + state.live_access.len();
     state.live_refresh.retain(|_, r| r.sub != sub);
     state.live_access.retain(|_, (owner, _)| owner != sub);
@@ -245,13 +255,18 @@ impl TokenEndpoint for FakeGoogle {
         let mut state = self.state.lock().unwrap();
         state.calls.exchanges += 1;
         let grant = state.codes.remove(code.expose()).ok_or(TokenError::InvalidGrant)?;
+        if !state.open(&grant.sub, now) {
+            // The old grant ended with its time: this consent starts a new one.
+            revoke_grant(&mut state, &grant.sub);
+        }
         let all = state.granted.entry(grant.sub.clone()).or_default();
         *all = all.union(&grant.scopes);
         let mut answer = Self::access_token(&mut state, &grant.sub, grant.scopes.clone());
         if let Some(token) = &grant.refresh_token {
-            let refresh = Refresh {
-                sub: grant.sub.clone(),
-                expires_at: grant.lifetime.map(|l| now + l),
+            let refresh = Refresh { sub: grant.sub.clone() };
+            match grant.lifetime {
+                Some(lifetime) => state.grant_ends.insert(grant.sub.clone(), now + lifetime),
+                None => state.grant_ends.remove(&grant.sub),
             };
             state.live_refresh.insert(token.clone(), refresh);
             state.ever_issued.push(token.clone());
@@ -272,7 +287,7 @@ impl TokenEndpoint for FakeGoogle {
         let refresh = state
             .live_refresh
             .get(refresh_token.expose())
-            .filter(|r| r.expires_at.is_none_or(|at| now < at))
+            .filter(|r| state.open(&r.sub, now))
             .cloned()
             .ok_or(TokenError::InvalidGrant)?;
         let all = state.granted.get(&refresh.sub).cloned().unwrap_or_default();
@@ -282,8 +297,9 @@ impl TokenEndpoint for FakeGoogle {
             None => all,
         };
         let mut answer = Self::access_token(&mut state, &refresh.sub, granted);
-        answer.refresh_token_expires_in = refresh
-            .expires_at
+        answer.refresh_token_expires_in = state
+            .grant_ends
+            .get(&refresh.sub)
             .map(|at| Duration::from_secs((at - now).max(0) as u64));
         Ok(answer)
     }
