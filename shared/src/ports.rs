@@ -40,9 +40,9 @@ pub trait GrantStore: Send + Sync {
     /// Writes `grant` if the stored version is still `expected` (`None`: absent).
     async fn save(&self, grant: &Grant, expected: Option<u64>) -> Result<(), StoreError>;
     /// Records `grant.last_used_at` (see `Grant::used`) and the grant's place in
-    /// the sweep index that follows from it, if the stored version is still
-    /// `grant.version`, without a new version.
-    async fn touch(&self, grant: &Grant) -> Result<(), StoreError>;
+    /// the sweep index that follows from it as of `now` (Unix s), if the stored
+    /// version is still `grant.version`, without a new version.
+    async fn touch(&self, grant: &Grant, now: i64) -> Result<(), StoreError>;
     /// Deletes the grant if its version is still `grant.version`.
     async fn remove(&self, grant: &Grant, reason: RemovalReason) -> Result<(), StoreError>;
     /// The user whose stored refresh token has this identifier.

@@ -134,11 +134,8 @@ impl GrantStore for DynamoGrants {
     }
 
     /// `last_used_at` and the sweep slot it moves, nothing else: the version stays.
-    async fn touch(&self, grant: &Grant) -> Result<(), StoreError> {
-        let written_at = grant
-            .last_used_at
-            .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-        let item = self.item(grant, written_at);
+    async fn touch(&self, grant: &Grant, now: i64) -> Result<(), StoreError> {
+        let item = self.item(grant, now);
         let mut set = Vec::new();
         let mut update = self
             .dynamodb

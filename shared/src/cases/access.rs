@@ -301,7 +301,7 @@ impl AccessTokens {
                 source = source_of(&stored).unwrap_or(source);
             }
         } else if let Some(used) = grant.used(now) {
-            self.record_use(&used).await;
+            self.record_use(&used, now.unix_timestamp()).await;
         }
         let lifetime = granted.expires_in.unwrap_or(DEFAULT_LIFETIME);
         let vended = Vended {
@@ -316,8 +316,8 @@ impl AccessTokens {
     }
 
     /// Best effort: a use that is not recorded is recorded at the next refresh.
-    async fn record_use(&self, used: &Grant) {
-        match self.grants.touch(used).await {
+    async fn record_use(&self, used: &Grant, now: i64) {
+        match self.grants.touch(used, now).await {
             Ok(()) | Err(StoreError::Conflict) => {}
             Err(err) => tracing::debug!(error = %err, "use of the refresh token not recorded"),
         }

@@ -113,9 +113,6 @@ impl SignIn {
             }),
             None => None,
         };
-        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at) {
-            warn_if_short_lived(expires_at - now.unix_timestamp());
-        }
         let scopes = granted.scopes.unwrap_or_default();
         let require_offline = expected.is_some();
         let grant = grants::update(self.grants.as_ref(), self.ambient.random.as_ref(), &sub, |current| {
@@ -127,6 +124,9 @@ impl SignIn {
         })
         .await?
         .ok_or_else(|| ApiError::internal("grant missing after write"))?;
+        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at) {
+            warn_if_short_lived(expires_at - now.unix_timestamp());
+        }
         Ok(SignedIn {
             identity,
             id_token,

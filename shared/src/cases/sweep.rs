@@ -187,7 +187,7 @@ impl Sweeper {
         if !done.anything() {
             // The index had it at a time that no longer holds (the periods changed):
             // place it where it belongs now.
-            self.replace(&grant).await?;
+            self.replace(&grant, at).await?;
         }
         Ok(done)
     }
@@ -206,8 +206,8 @@ impl Sweeper {
         Ok(noticed.into_inner())
     }
 
-    async fn replace(&self, grant: &Grant) -> Result<(), ApiError> {
-        match self.grants.touch(grant).await {
+    async fn replace(&self, grant: &Grant, now: i64) -> Result<(), ApiError> {
+        match self.grants.touch(grant, now).await {
             Ok(()) | Err(StoreError::Conflict) => Ok(()),
             Err(err) => Err(err.into()),
         }
@@ -233,12 +233,26 @@ impl Sweeper {
                     return result;
                 }
             };
+            let now = self.ambient.clock.now_unix();
+            let mut failed = false;
             for sub in &page.subs {
-                match self.grants.load(sub).await {
-                    Ok(Some(grant)) if self.replace(&grant).await.is_ok() => result.backfilled += 1,
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(sub = %sub, error = %err, "grant not backfilled"),
+                let placed = match self.grants.load(sub).await {
+                    Ok(Some(grant)) => self.replace(&grant, now).await.map(|()| true),
+                    Ok(None) => Ok(false),
+                    Err(err) => Err(err.into()),
+                };
+                match placed {
+                    Ok(placed) => result.backfilled += u32::from(placed),
+                    Err(err) => {
+                        tracing::warn!(sub = %sub, error = %err, "grant not backfilled; call again from the same place");
+                        failed = true;
+                    }
                 }
+            }
+            if failed {
+                // Go on from where this page began, so the failed grants are read again.
+                result.more = true;
+                return result;
             }
             result.from = page.next;
             if result.from.is_none() {

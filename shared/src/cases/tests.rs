@@ -569,8 +569,8 @@ impl crate::ports::GrantStore for StaleIndex {
     async fn save(&self, grant: &crate::grant::Grant, expected: Option<u64>) -> Result<(), crate::ports::StoreError> {
         self.inner.save(grant, expected).await
     }
-    async fn touch(&self, grant: &crate::grant::Grant) -> Result<(), crate::ports::StoreError> {
-        self.inner.touch(grant).await
+    async fn touch(&self, grant: &crate::grant::Grant, now: i64) -> Result<(), crate::ports::StoreError> {
+        self.inner.touch(grant, now).await
     }
     async fn remove(&self, grant: &crate::grant::Grant, reason: RemovalReason) -> Result<(), crate::ports::StoreError> {
         self.inner.remove(grant, reason).await
@@ -766,8 +766,8 @@ impl crate::ports::GrantStore for SignInDuringDisconnect {
     async fn save(&self, grant: &crate::grant::Grant, expected: Option<u64>) -> Result<(), crate::ports::StoreError> {
         self.inner.save(grant, expected).await
     }
-    async fn touch(&self, grant: &crate::grant::Grant) -> Result<(), crate::ports::StoreError> {
-        self.inner.touch(grant).await
+    async fn touch(&self, grant: &crate::grant::Grant, now: i64) -> Result<(), crate::ports::StoreError> {
+        self.inner.touch(grant, now).await
     }
     async fn remove(&self, grant: &crate::grant::Grant, reason: RemovalReason) -> Result<(), crate::ports::StoreError> {
         let race = std::mem::replace(&mut *self.raced.lock().unwrap(), true);

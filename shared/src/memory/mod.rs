@@ -121,7 +121,7 @@ impl GrantStore for MemoryGrants {
         Ok(())
     }
 
-    async fn touch(&self, grant: &Grant) -> Result<(), StoreError> {
+    async fn touch(&self, grant: &Grant, now: i64) -> Result<(), StoreError> {
         self.check()?;
         let mut grants = self.grants.lock().unwrap();
         match grants.get_mut(grant.sub()) {
@@ -129,7 +129,7 @@ impl GrantStore for MemoryGrants {
                 stored.last_used_at = grant.last_used_at;
                 let placed = stored.clone();
                 drop(grants);
-                self.place(&placed, placed.last_used_at.unwrap_or_else(|| written_at(&placed)));
+                self.place(&placed, now);
                 Ok(())
             }
             _ => Err(StoreError::Conflict),

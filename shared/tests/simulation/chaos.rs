@@ -147,8 +147,8 @@ impl<T: GrantStore + ?Sized> GrantStore for Faulty<T> {
     async fn save(&self, grant: &Grant, expected: Option<u64>) -> Result<(), StoreError> {
         chaos!(self, "grants.save", self.inner.save(grant, expected).await, down())
     }
-    async fn touch(&self, grant: &Grant) -> Result<(), StoreError> {
-        chaos!(self, "grants.touch", self.inner.touch(grant).await, down())
+    async fn touch(&self, grant: &Grant, now: i64) -> Result<(), StoreError> {
+        chaos!(self, "grants.touch", self.inner.touch(grant, now).await, down())
     }
     async fn remove(&self, grant: &Grant, reason: RemovalReason) -> Result<(), StoreError> {
         chaos!(self, "grants.remove", self.inner.remove(grant, reason).await, down())
