@@ -120,6 +120,27 @@ impl JwksCache {
         self
     }
 
+    /// A cache that already holds `keys`, fresh for an hour (unit tests of the
+    /// verifiers, without a JWKS endpoint).
+    #[cfg(test)]
+    pub(crate) fn holding(keys: Vec<(&str, DecodingKey)>) -> Self {
+        let cache = Self::new(
+            "http://127.0.0.1:9/unused",
+            crate::outbound::http_client(Duration::from_secs(1)),
+            Duration::from_secs(1),
+        );
+        {
+            let mut state = cache.state.write().expect("JWKS lock");
+            state.keys = keys
+                .into_iter()
+                .map(|(kid, key)| (kid.to_owned(), Arc::new(key)))
+                .collect();
+            state.fresh_until = Some(Instant::now() + Duration::from_secs(3600));
+            state.attempted_at = Some(Instant::now());
+        }
+        cache
+    }
+
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
         if let Some(key) = self.fresh(kid) {
             return Ok(key);

@@ -12,6 +12,8 @@ mod jwt;
 pub mod oauth;
 mod revoke;
 pub mod risc;
+#[cfg(test)]
+mod tests;
 
 pub use calendar::CalendarClient;
 pub use id_token::IdTokenVerifier;
