@@ -7,6 +7,7 @@ mod exchange;
 mod faults;
 mod http_conventions;
 mod hygiene;
+mod lifetime;
 mod openapi;
 mod publisher;
 mod risc;
