@@ -9,6 +9,7 @@ mod http_conventions;
 mod hygiene;
 mod lifetime;
 mod openapi;
+mod phones;
 mod publisher;
 mod risc;
 mod template;
