@@ -267,9 +267,15 @@ async fn a_table_of_ten_thousand_grants_with_ten_due_is_swept_reading_about_ten(
                 due.push((sub, at + 3 * DAY));
                 return encode(&client_id, &grant, &policy, at - (i / 1000 % 4) * DAY);
             }
-            // Not due: a keep-alive later (from an hour to 150 days from now), some
-            // also ending in 30 days (their notice is due in 23).
-            let last_used = at - 150 * DAY + 3600 + (i * 1297) % (150 * DAY - 3600);
+            // Not due: a keep-alive later, a tenth of them within minutes (in today's
+            // buckets, where only the due time keeps them out of the reads), the others
+            // up to 150 days from now; some also ending in 30 days (notice due in 23).
+            let due_in = if i % 10 == 1 {
+                120 + i % 480
+            } else {
+                3600 + (i * 1297) % (150 * DAY - 3600)
+            };
+            let last_used = at - 150 * DAY + due_in;
             let expires_at = (i % 3 == 0).then_some(at + 30 * DAY);
             encode(&client_id, &bulk_grant(&sub, expires_at, last_used, now), &policy, at)
         })
