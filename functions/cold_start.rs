@@ -16,6 +16,12 @@ fn binary() -> PathBuf {
 }
 
 fn run_without(missing: &str) -> (bool, String) {
+    run(Some(missing), &[])
+}
+
+/// Starts the binary with a complete local configuration, less `missing`, plus `extra`,
+/// and waits for it to end its cold start: whether it succeeded, and its logs.
+fn run(missing: Option<&str>, extra: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(binary());
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (name, value) in [
@@ -25,10 +31,11 @@ fn run_without(missing: &str) -> (bool, String) {
         ("TOKENS_KMS_KEY_ID", "alias/tokens"),
         ("AWS_REGION", "us-east-1"),
     ] {
-        if name != missing {
+        if Some(name) != missing {
             cmd.env(name, value);
         }
     }
+    cmd.envs(extra.iter().copied());
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,7 +48,10 @@ fn run_without(missing: &str) -> (bool, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{} did not exit without {missing}", env!("CARGO_PKG_NAME"));
+            panic!(
+                "{} did not end its cold start (without {missing:?}, with {extra:?})",
+                env!("CARGO_PKG_NAME")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -59,6 +69,17 @@ fn missing_required_configuration_ends_the_cold_start_naming_the_variable() {
         assert!(logs.lines().count() <= 3, "at most a few log lines: {logs}");
         assert!(!logs.contains("not-a-real-secret"), "the secret is never logged");
     }
+}
+
+#[test]
+fn app_codes_without_the_apps_client_ids_end_the_cold_start_naming_the_variable() {
+    // The ID token of an app's code names the app as `azp`: without the apps' client
+    // IDs every phone sign-in would fail, so the deployment is refused at once.
+    let (success, logs) = run(None, &[("ALLOW_APP_CODES", "true")]);
+    assert!(!success, "exit status must report the failure: {logs}");
+    assert!(logs.contains("GOOGLE_APP_CLIENT_IDS"), "log names the variable: {logs}");
+    assert!(logs.lines().count() <= 3, "at most a few log lines: {logs}");
+    assert!(!logs.contains("not-a-real-secret"), "the secret is never logged");
 }
 
 /// The functions that call Google's token endpoint and so read the client secret.

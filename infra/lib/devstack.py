@@ -7,7 +7,9 @@ and boto3 from .venv (both come with moto / cfn-lint / sam).
                                                          writes CONFIG (JSON) for `feeder` and `demo`
   devstack.py emulator-config EMULATOR                   client id, secret, RISC issuer (one a line)
   devstack.py wait-functions BASE INVOKE TIMEOUT_SECS    wait until all nine functions answer
-  devstack.py demo EMULATOR BASE CONFIG                  drive the whole flow, print each step
+  devstack.py demo EMULATOR BASE CONFIG                  drive the whole flow (web, a phone app, the
+                                                         offline entry points, time-limited access),
+                                                         print each step
 
 infra/lib/feeder.py reads CONFIG and does what Lambda's event source mappings do.
 
@@ -15,7 +17,9 @@ Never shows the client secret (emulator-config writes it only to the pipe infra/
 reads), a refresh/access token or an authorization code; the ID token only shortened.
 """
 
+import base64
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -363,9 +367,52 @@ def demo(emulator, base, config_path):
     status, _, stored = request("GET", f"{emulator}/emulator/events?sub={sub}&calendarId=primary")
     if status != 200 or not any(e.get("event", e).get("id") == created.get("id") for e in stored):
         raise SystemExit("demo failed: the event is not in the emulator's calendar")
+    phone_demo(d)
     offline_demo(d, config, sub, day)
+    lifetime_demo(d, config)
     print("\n\033[1mCreated event (as Google's Calendar API returned it):\033[0m")
     print(json.dumps(created, indent=2))
+
+
+def jwt_claims(token):
+    """The payload of a JWT, unverified: only to show what a token says."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def phone_demo(d):
+    """An Android app's sign-in (its server auth code, exchanged with an empty redirect URI)
+    and an iOS app's ID token as the bearer of a later call."""
+    apps = [app for app in os.environ.get("GOOGLE_APP_CLIENT_IDS", "").split(",") if app]
+    if os.environ.get("ALLOW_APP_CODES") != "true" or len(apps) < 2:
+        raise SystemExit("demo needs ALLOW_APP_CODES=true and two GOOGLE_APP_CLIENT_IDS (infra/dev sets them)")
+    android, ios = apps[0], apps[1]
+    sub = "104729000000000000002"
+    xrw = {"X-Requested-With": "XMLHttpRequest"}
+    code = d.mint_code(
+        "A phone app signs in: the Android app's server auth code for the web client",
+        {"sub": sub, "email": "grace@example.com", "name": "Grace Hopper", "app_client_id": android,
+         "offline": True, "consent": True},
+    )
+    signed_in = d.call("Exchange the app's code (redirect_uri \"\", allowed by ALLOW_APP_CODES)",
+                       "POST", "/exchange/auth/exchange", {"code": code, "redirect_uri": ""}, xrw)
+    claims = jwt_claims(signed_in["id_token"])
+    print(f"    ID token: aud {claims.get('aud')} (the web client), azp {claims.get('azp')} (the app)")
+    if not signed_in.get("offline_access") or claims.get("azp") != android:
+        raise SystemExit(f"demo failed at step {d.step}: the app's sign-in stored no offline access"
+                         f" or its ID token does not name the app")
+
+    d.begin("The iOS app signs the same user in with GoogleSignIn", "POST <emulator>/emulator/id-token")
+    status, _, minted = request("POST", d.emulator + "/emulator/id-token",
+                                {"sub": sub, "platform": "ios", "app_client_id": ios})
+    if status != 200:
+        raise SystemExit(f"demo failed at step {d.step}: {minted}")
+    claims = jwt_claims(minted["id_token"])
+    print(f"    ID token: aud {claims.get('aud')}, azp {claims.get('azp')} (the iOS app)")
+    me = d.call("The iOS app's ID token as bearer: the same user, the same grant", "GET", "/account/me",
+                headers={"Authorization": "Bearer " + minted["id_token"]})
+    if me.get("status") != "active" or not me.get("offline_access"):
+        raise SystemExit(f"demo failed at step {d.step}: the phone user's grant is not active")
 
 
 class BusEvents:
@@ -478,6 +525,42 @@ def offline_demo(d, config, sub, day):
     print(f"    -> HTTP {status}" + (f": {event.get('summary')!r}, {event['start']}" if status == 200 else f" {event}"))
     if status != 200 or event.get("summary") != job["event"]["summary"]:
         raise SystemExit(f"demo failed at step {d.step}: the vended token did not read the job's event")
+
+
+def lifetime_demo(d, config):
+    """A user grants access for three days only: the sweeper (daily in AWS) records the notice
+    and publisher turns it into GrantExpiring on the bus."""
+    events = BusEvents(config["events_log"])
+    sub = "104729000000000000003"
+    code = d.mint_code(
+        "Time-limited access: the user allows access for 3 days on Google's consent screen",
+        {"sub": sub, "email": "katherine@example.com", "name": "Katherine Johnson",
+         "offline": True, "consent": True, "refresh_token_lifetime_secs": 3 * 86400},
+    )
+    signed_in = d.call("Exchange the code", "POST", "/exchange/auth/exchange", {"code": code},
+                       {"X-Requested-With": "XMLHttpRequest"}, show=False)
+    expires_at = signed_in.get("grant_expires_at")
+    print(f"    grant_expires_at {expires_at}")
+    if not expires_at:
+        raise SystemExit(f"demo failed at step {d.step}: no grant_expires_at for time-limited access")
+
+    d.begin("The daily sweep (sweeper, invoked directly with {} as the schedule does)",
+            "POST <cargo lambda>/2015-03-31/functions/sweeper/invocations")
+    status, _, swept = request("POST", f"{config['invoke']}/sweeper/invocations", {}, timeout=120)
+    print(f"    -> HTTP {status}\n    {json.dumps(swept)}")
+    if status != 200 or not isinstance(swept, dict) or swept.get("expiring", 0) < 1:
+        raise SystemExit(f"demo failed at step {d.step}: the sweep recorded no expiry notice")
+
+    d.begin("GrantExpiring on the bus (the notice -> table stream -> publisher -> EventBridge)",
+            f"rule on {config['bus']} -> SQS, tailed by infra/dev")
+    detail = events.wait_for("GrantExpiring", lambda e: e.get("sub") == sub)
+    if detail is None:
+        raise SystemExit(f"demo failed at step {d.step}: no GrantExpiring for {sub} on the bus within 60 s"
+                         f" (events seen: {[t for t, _ in events.seen]}; see feeder.log)")
+    print(f"    GrantExpiring {json.dumps(detail)}")
+    if detail.get("expires_at") != expires_at:
+        raise SystemExit(f"demo failed at step {d.step}: GrantExpiring says {detail.get('expires_at')},"
+                         f" the sign-in said {expires_at}")
 
 
 def main(argv):

@@ -15,6 +15,7 @@ itself was allowed too, and the console shows no CORS error and no script error.
 """
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -180,8 +181,10 @@ class Session:
     def notice(self):
         return self.page.locator("#notice-text")
 
-    def consent(self, click, account, untick=(), expect_params=None, shot=None):
-        """Clicks `click`, then in Google's popup chooses `account`, unticks scopes, Allow."""
+    def consent(self, click, account, untick=(), expect_params=None, shot=None, duration=None):
+        """Clicks `click`, then in Google's popup chooses `account`, unticks scopes, picks how
+        long access lasts (`duration`: the radio's id, e.g. `duration-1d`; default: until
+        removed), Allow."""
         with self.page.expect_popup() as popup_info:
             self.page.click(click)
         popup = popup_info.value
@@ -191,6 +194,8 @@ class Session:
         popup.locator("label.account", has_text=account).locator("input").check()
         for scope in untick:
             popup.locator(f'input[name="grant"][value="{scope}"]').uncheck()
+        if duration:
+            popup.locator(f"#{duration}").check()
         if shot:
             self.shot(shot, popup)
         with popup.expect_event("close"):
@@ -244,6 +249,7 @@ def full_flow(s):
     s.sign_in("Ada Lovelace", expect_params={"access_type": "offline"}, shot="google-sign-in")
     expect(s.page.locator("#name")).to_have_text("Ada Lovelace")
     expect(s.page.locator("#offline")).to_contain_text("yes")
+    expect(s.page.locator("#grant-expiry")).to_be_hidden()  # access until removed: no end date
     assert s.page.eval_on_selector("#picture", "img => img.complete && img.naturalWidth > 0"), "picture shown"
     expect(s.page.locator("#connect-calendar")).to_be_visible()
 
@@ -394,7 +400,31 @@ def offline_access_missing(s):
     expect(s.page.locator("#offline")).to_contain_text("yes")
 
 
-CASES = [full_flow, calendar_unticked, popup_cancelled, grant_revoked, offline_access_missing]
+def time_limited_access(s):
+    """Access granted for one day only → the page says when Google ends it; renewing it (consent
+    again, access until removed: an ordinary sign-in) takes the end date away."""
+    alan = accounts()["Alan Turing"]
+    # As if Alan removed the app's access earlier: the next offline sign-in is a first grant,
+    # so Google issues a refresh token without prompt=consent (whichever cases ran before).
+    emulator("POST", f"/emulator/users/{alan['sub']}/revoke", {})
+    s.open()
+    s.consent("#sign-in", "Alan Turing", duration="duration-1d", shot="google-time-limited")
+    expect(s.notice()).to_contain_text("Signed in as Alan Turing, with offline access")
+    expect(s.page.locator("#grant-expiry")).to_be_visible()
+    expect(s.page.locator("#grant-expiry-text")).to_contain_text("Google will end this access on")
+    expect(s.page.locator("#renew-access")).to_be_visible()
+    ends = s.page.locator("#grant-expiry").get_attribute("data-expires-at")
+    left = datetime.datetime.fromisoformat(ends.replace("Z", "+00:00")).timestamp() - time.time()
+    assert 86_400 - 120 < left <= 86_400, f"one day of access, ends {ends}"
+    s.shot("grant-expiry")
+
+    s.consent("#renew-access", "Alan Turing", expect_params={"prompt": "consent", "access_type": "offline"})
+    expect(s.notice()).to_contain_text("Signed in as Alan Turing, with offline access")
+    expect(s.page.locator("#grant-expiry")).to_be_hidden()
+    expect(s.page.locator("#status")).to_have_text("active")
+
+
+CASES = [full_flow, calendar_unticked, popup_cancelled, grant_revoked, offline_access_missing, time_limited_access]
 
 
 def main():

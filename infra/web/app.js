@@ -303,6 +303,14 @@ function render() {
     }),
   );
   $('updated').textContent = me.updated_at ? new Date(me.updated_at).toLocaleString() : '-';
+  // Google ends time-limited access (and every grant of a consent screen in Testing) on its
+  // own: say when, and offer to sign in again with offline access before then.
+  const expires = me.grant_expires_at ? new Date(me.grant_expires_at) : null;
+  $('grant-expiry').hidden = !expires;
+  $('grant-expiry').dataset.expiresAt = me.grant_expires_at ?? '';
+  $('grant-expiry-text').textContent = expires
+    ? `Google will end this access on ${expires.toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' })}.`
+    : '';
   const active = me.status === 'active';
   // Not connected: a plain sign-in. Reauthorization: a new refresh token, so consent.
   $('connect-google').hidden = active;
@@ -403,6 +411,8 @@ async function main() {
   $('sign-in').onclick = () => signIn();
   $('connect-google').onclick = () => signIn({ consent: session.me?.status === 'reauthorization_required' });
   $('connect-calendar').onclick = connectCalendar;
+  // Renewing is a new grant: Google's consent screen again, with offline access.
+  $('renew-access').onclick = () => signIn({ consent: true });
   $('refresh-me').onclick = () => loadMe().catch(react);
   $('disconnect').onclick = disconnect;
   $('sign-out').onclick = signOut;

@@ -178,6 +178,15 @@ impl Stack {
         sweeper::SweeperFunction::new(&self.another_boot(options))
     }
 
+    /// The stream records written since the first `seen` ones (which moves past them),
+    /// as one stream event for `publisher`.
+    pub async fn stream_event_since(&self, seen: &mut usize) -> Value {
+        let records = self.stream_records().await;
+        let fresh = records[*seen..].to_vec();
+        *seen = records.len();
+        json!({ "Records": fresh })
+    }
+
     /// Every record of the table's stream from its start, in the shape Lambda's
     /// event source mapping delivers (what moto leaves out added).
     pub async fn stream_records(&self) -> Vec<Value> {

@@ -1,8 +1,11 @@
 //! `GET /me` and `DELETE /me/google` (README).
 
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Req, Stack};
 use lambda_http::Body;
+use serde_json::json;
 
 async fn disconnect(stack: &Stack, bearer: &str) -> integration_tests::Reply {
     stack
@@ -134,4 +137,79 @@ async fn account_routes_need_a_bearer() {
         reply.header("www-authenticate"),
         Some(r#"Bearer error="invalid_token""#)
     );
+}
+
+/// Replaces the stored refresh-token ciphertext of `sub`'s grant.
+async fn overwrite_ciphertext(stack: &Stack, sub: &str, ciphertext: AttributeValue) {
+    let key = stack.grant_item(sub).await.expect("a grant")["pk"].clone();
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", key)
+        .update_expression("SET refresh_token_ct = :ct")
+        .expression_attribute_values(":ct", ciphertext)
+        .send()
+        .await
+        .expect("UpdateItem");
+}
+
+#[tokio::test]
+async fn disconnect_of_a_token_no_key_can_decrypt_deletes_the_grant_without_revoking() {
+    let stack = Stack::start().await;
+    let damaged = stack.sign_in("acc5").await;
+    let copied = stack.sign_in("acc6").await;
+    stack.sign_in("acc7").await;
+    // A damaged ciphertext: its sealed bytes flipped. (moto answers a blob that does
+    // not even name a key of its own with AccessDenied, which is no proof that no key
+    // can decrypt it; real KMS calls both InvalidCiphertextException.)
+    let stored = stack.grant_item("acc5").await.unwrap()["refresh_token_ct"].clone();
+    let mut damaged_bytes = stored.as_b().unwrap().as_ref().to_vec();
+    for byte in damaged_bytes.iter_mut().rev().take(16) {
+        *byte ^= 0xff;
+    }
+    overwrite_ciphertext(&stack, "acc5", AttributeValue::B(Blob::new(damaged_bytes))).await;
+    // Another user's ciphertext: its encryption context names that user.
+    let someone_elses = stack.grant_item("acc7").await.unwrap()["refresh_token_ct"].clone();
+    overwrite_ciphertext(&stack, "acc6", someone_elses).await;
+    stack.google.reset_hits();
+
+    for (sub, bearer) in [("acc5", &damaged), ("acc6", &copied)] {
+        let reply = disconnect(&stack, bearer).await;
+        assert_eq!(reply.status, 204, "{sub}: {}", reply.body);
+        assert!(reply.raw.is_empty());
+        assert!(stack.grant_item(sub).await.is_none(), "{sub}: grant deleted");
+        assert_eq!(stack.me(bearer).await.body["status"], "not_connected");
+        // We could not revoke it: the user removes the access in their Google account.
+        assert_eq!(stack.google.user_refresh_tokens_live(sub), 1, "{sub}");
+    }
+    assert_eq!(stack.google.hits().revoke, 0, "the revoke endpoint is never called");
+    assert!(
+        stack.grant_item("acc7").await.is_some(),
+        "the owner's grant is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_revoke_google_refuses_with_another_4xx_answers_502_and_keeps_the_grant() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("acc8").await;
+    let before = stack.snapshot().await;
+    for (status, error) in [(400, "invalid_request"), (403, "access_denied")] {
+        stack.google.inject(Fault::new(
+            Endpoint::Revoke,
+            FaultKind::Status {
+                status,
+                body: Some(json!({"error": error, "error_description": "refused"})),
+                retry_after: None,
+            },
+        ));
+        disconnect(&stack, &bearer).await.assert_problem(502, "upstream_error");
+        assert_eq!(stack.snapshot().await, before, "{status} {error}: the grant stays");
+        assert_eq!(stack.google.user_refresh_tokens_live("acc8"), 1);
+    }
+    assert_eq!(stack.google.hits().revoke, 2, "each refusal is final: no retry");
+    // Once Google accepts the revoke, the disconnect goes through.
+    assert_eq!(disconnect(&stack, &bearer).await.status, 204);
+    assert_eq!(stack.google.user_refresh_tokens_live("acc8"), 0);
 }

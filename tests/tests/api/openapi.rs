@@ -1,13 +1,18 @@
 //! `infra/openapi.yaml` describes what the functions really serve: every route (taken from
-//! each function's `ROUTES`), every error `code` (`shared::error::all_codes`) and, for every
-//! operation, its 4xx errors. No moto or emulator needed: only the document is read.
+//! each function's `ROUTES`), every error `code` (`shared::error::all_codes`), for every
+//! operation its 4xx errors, and every member of the success bodies
+//! (`shared::http::views`). No moto or emulator needed: only the document is read.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_yaml::Value;
+use shared::Secret;
 use shared::error::all_codes;
+use shared::grant::{Ciphertext, Grant, GrantStatus, Profile, SealedToken, TokenIds};
 use shared::http::Route;
+use shared::http::views::{GrantView, MeView, SignedInView};
+use shared::types::{ScopeSet, Sub};
 
 /// The codes the HTTP routes answer with: all but `not_connected` and `invalid_job`,
 /// which only `tokens` and `worker` (no HTTP route) answer with.
@@ -275,4 +280,88 @@ fn every_problem_response_has_examples_with_an_implemented_code() {
         without_example.is_empty(),
         "codes with no problem example: {without_example:?}"
     );
+}
+
+/// A grant with every optional part present (a time-limited refresh token).
+fn sample_grant() -> Grant {
+    let sub = Sub::parse("110169484474386276334").unwrap();
+    Grant {
+        profile: Profile {
+            email: Some("ada@example.com".into()),
+            email_verified: true,
+            name: Some("Ada Lovelace".into()),
+            picture: Some("https://lh3.googleusercontent.com/a/example".into()),
+            ..Profile::bare(sub)
+        },
+        scopes: ["openid", "email"].into_iter().collect::<ScopeSet>(),
+        refresh_token: Some(SealedToken {
+            ciphertext: Ciphertext(vec![1, 2, 3]),
+            ids: TokenIds::of(&Secret::new("1//example")),
+            expires_at: Some(1_900_000_000),
+        }),
+        status: GrantStatus::Active,
+        status_reason: None,
+        version: 1,
+        created_at: "2030-01-01T00:00:00Z".into(),
+        updated_at: "2030-01-01T00:00:00Z".into(),
+        last_used_at: Some(1_890_000_000),
+        expiry_noticed: None,
+    }
+}
+
+/// A response body as the function writes it.
+fn json(view: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(view).expect("the view serializes")
+}
+
+/// The names of a YAML mapping's keys, or of a sequence's strings.
+fn names(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::Mapping(map) => map.keys().map(key).collect(),
+        Value::Sequence(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+#[test]
+fn every_member_of_the_success_bodies_is_documented_required_and_nullable_where_null() {
+    let doc = spec();
+    let grant = sample_grant();
+    let user = &grant.profile;
+    let bodies = [
+        (
+            "ExchangeResponse",
+            json(SignedInView::new(user, &grant, "eyJ.example.jwt", 1_900_000_000)),
+        ),
+        ("UpgradeResponse", json(GrantView::from(&grant))),
+        ("Me", json(MeView::new(user, Some(&grant)))),
+        ("Me", json(MeView::new(user, None))),
+        ("User", json(user)),
+    ];
+    for (name, body) in bodies {
+        let schema = resolve(&doc, &doc["components"]["schemas"][name]);
+        let members: BTreeSet<String> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            members,
+            names(&schema["properties"]),
+            "{name}: members and documented properties"
+        );
+        assert_eq!(
+            members,
+            names(&schema["required"]),
+            "{name}: every member is always present"
+        );
+        for (member, value) in body.as_object().unwrap() {
+            let declared = resolve(&doc, &schema["properties"][member.as_str()]);
+            if value.is_null() {
+                assert!(
+                    names(&declared["type"]).contains("null"),
+                    "{name}.{member} is null here, so its schema must allow null"
+                );
+            }
+            if member.ends_with("_at") && value.is_string() {
+                assert_eq!(declared["format"].as_str(), Some("date-time"), "{name}.{member}");
+            }
+        }
+    }
 }

@@ -1,7 +1,10 @@
 //! `tokens`: access tokens for any Google API, by direct invocation (README,
-//! "Acting for users from your backend"): the payload of every outcome.
+//! "Acting for users from your backend"): the payload of every outcome, and tokens
+//! that carry exactly the scopes asked for.
 
-use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
+use std::collections::BTreeMap;
+
+use integration_tests::google_emulator::{Endpoint, Fault, FaultKind, SCOPE_EMAIL};
 use integration_tests::offline::Invoke as _;
 use integration_tests::{CALENDAR_EVENTS, Stack, logs};
 use serde_json::{Value, json};
@@ -118,4 +121,91 @@ async fn invalid_grant_marks_the_grant_as_on_the_http_route() {
         (401, "reauthorization_required")
     );
     assert_eq!(stack.google.hits().token_refresh, 0, "no Google call for a dead grant");
+}
+
+/// Whether Google's Calendar accepts an event insert with `token` (it checks the
+/// scopes the token itself carries, not the user's grant).
+async fn calendar_insert_status(stack: &Stack, token: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/calendars/primary/events", stack.google.calendar_api_url()))
+        .bearer_auth(token.as_str().expect("an access token"))
+        .json(&json!({"start": {"date": "2031-01-01"}, "end": {"date": "2031-01-02"}}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_vended_token_carries_exactly_the_requested_scopes_and_without_scopes_every_granted_one() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("t6").await;
+    let granted = stack.me(&bearer).await.body["granted_scopes"].clone();
+    assert_eq!(granted.as_array().unwrap().len(), 4, "{granted}");
+    let tokens = stack.tokens();
+    stack.google.reset_hits();
+
+    let calendar_only = tokens.invoke(json!({"sub": "t6", "scopes": [CALENDAR_EVENTS]})).await;
+    assert_eq!(calendar_only["scopes"], json!([CALENDAR_EVENTS]), "{calendar_only}");
+    // `email` asks for `userinfo.email`; the answer names it as Google does.
+    let email_only = tokens.invoke(json!({"sub": "t6", "scopes": ["email"]})).await;
+    assert_eq!(email_only["scopes"], json!([SCOPE_EMAIL]), "{email_only}");
+    let everything = tokens.invoke(json!({"sub": "t6"})).await;
+    assert_eq!(everything["scopes"], granted, "{everything}");
+
+    // Google was asked for exactly those subsets (no scope: the whole grant)...
+    let asked = &stack.google.refresh_hits().by_user_and_scope["t6"];
+    let expected = BTreeMap::from([CALENDAR_EVENTS, SCOPE_EMAIL, ""].map(|scope| (scope.to_owned(), 1)));
+    assert_eq!(asked, &expected);
+    // ...and each token carries its subset: Calendar looks at the token's own scopes.
+    assert_eq!(
+        calendar_insert_status(&stack, &calendar_only["access_token"]).await,
+        200
+    );
+    assert_eq!(calendar_insert_status(&stack, &email_only["access_token"]).await, 403);
+    assert_eq!(calendar_insert_status(&stack, &everything["access_token"]).await, 200);
+}
+
+#[tokio::test]
+async fn the_reported_scopes_are_those_googles_answer_names() {
+    let stack = Stack::start().await;
+    stack.connect_calendar("t7").await;
+    // Google's answer names more than was asked for: the caller is told what it got.
+    stack.google.inject(Fault::new(
+        Endpoint::Token,
+        FaultKind::Status {
+            status: 200,
+            body: Some(json!({
+                "access_token": "ya29.wider-than-asked", "token_type": "Bearer", "expires_in": 3599,
+                "scope": format!("{CALENDAR_EVENTS} openid"),
+            })),
+            retry_after: None,
+        },
+    ));
+    let answer = stack
+        .tokens()
+        .invoke(json!({"sub": "t7", "scopes": [CALENDAR_EVENTS]}))
+        .await;
+    assert_eq!(answer["scopes"], json!([CALENDAR_EVENTS, "openid"]), "{answer}");
+}
+
+#[tokio::test]
+async fn google_refusing_a_narrowed_refresh_is_scope_required_and_the_grant_lives_on() {
+    let stack = Stack::start().await;
+    let bearer = stack.connect_calendar("t8").await;
+    stack.google.inject(Fault::new(
+        Endpoint::Token,
+        FaultKind::Status {
+            status: 400,
+            body: Some(json!({"error": "invalid_scope", "error_description": "Bad scope"})),
+            retry_after: None,
+        },
+    ));
+    let tokens = stack.tokens();
+    let answer = tokens.invoke(json!({"sub": "t8", "scopes": [CALENDAR_EVENTS]})).await;
+    assert_eq!(error(&answer), (403, "scope_required"));
+    assert_eq!(stack.me(&bearer).await.body["status"], "active", "never marked dead");
+    let answer = tokens.invoke(json!({"sub": "t8", "scopes": [CALENDAR_EVENTS]})).await;
+    assert_eq!(answer["scopes"], json!([CALENDAR_EVENTS]), "{answer}");
 }
