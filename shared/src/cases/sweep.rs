@@ -237,8 +237,9 @@ impl Sweeper {
             let mut failed = false;
             for sub in &page.subs {
                 let placed = match self.grants.load(sub).await {
-                    Ok(Some(grant)) => self.replace(&grant, now).await.map(|()| true),
-                    Ok(None) => Ok(false),
+                    // Only grants that can act offline belong in the index.
+                    Ok(Some(grant)) if grant.offline_access() => self.replace(&grant, now).await.map(|()| true),
+                    Ok(_) => Ok(false),
                     Err(err) => Err(err.into()),
                 };
                 match placed {

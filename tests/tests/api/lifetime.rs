@@ -208,6 +208,7 @@ fn bulk_grant(sub: &str, expires_at: Option<i64>, last_used_at: i64, now: Offset
         refresh_token: Some(SealedToken {
             ciphertext: Ciphertext(b"not a KMS ciphertext".to_vec()),
             ids: TokenIds::of(&Secret::new(format!("1//bulk-{last_used_at}"))),
+            issued_ms: Some(last_used_at * 1000),
             expires_at,
         }),
         status: GrantStatus::Active,

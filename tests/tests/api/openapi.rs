@@ -297,6 +297,7 @@ fn sample_grant() -> Grant {
         refresh_token: Some(SealedToken {
             ciphertext: Ciphertext(vec![1, 2, 3]),
             ids: TokenIds::of(&Secret::new("1//example")),
+            issued_ms: Some(1_899_000_000_000),
             expires_at: Some(1_900_000_000),
         }),
         status: GrantStatus::Active,
