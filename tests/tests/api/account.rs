@@ -1,4 +1,4 @@
-//! `GET /me` and `DELETE /me/google` (README).
+//! `GET /me` and `DELETE /me/google` (docs/api.md).
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Req, Stack};
