@@ -1,6 +1,6 @@
 //! Shared by every function crate (`[[test]] path = "../cold_start.rs"`): a missing
 //! required variable ends the cold start before the first invocation, with one log
-//! line naming the variable (README).
+//! line naming the variable (docs/api.md, "Configuration").
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

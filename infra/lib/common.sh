@@ -1,5 +1,5 @@
-# Shared by infra/dev, infra/test, infra/fuzz-api and infra/bench: the project-local venv
-# and the local AWS emulator. Sourced, not executed.
+# Shared by infra/dev, infra/test, infra/fuzz-api, infra/bench and infra/check-docs: the
+# project-local venv, the Node tools, Chromium and the local AWS emulator. Sourced, not executed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
@@ -61,4 +61,20 @@ ensure_chromium() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   log "chromium installed in $((SECONDS - started)) s: $("$CHROMIUM" --version 2>/dev/null)"
+}
+
+# mermaid-cli (infra/package.json; exact versions in infra/package-lock.json) into
+# infra/node_modules, once (again when the lock file changes): about 25 s and 500 MB. Only
+# the npm registry is reached: Puppeteer's browser download is off and no install script
+# runs, since mermaid-cli drives Debian's Chromium (ensure_chromium, infra/puppeteer-config.json).
+NODE_TOOLS="$ROOT/infra/node_modules"
+ensure_node_tools() {
+  local stamp="$NODE_TOOLS/.package-lock.sha" want started=$SECONDS
+  want="$(sha256sum "$ROOT/infra/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  command -v npm >/dev/null || { echo "npm not found: install Node.js 18.19 or later" >&2; return 1; }
+  log "installing mermaid-cli into infra/node_modules (first run only)"
+  PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix "$ROOT/infra" --ignore-scripts --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+  log "mermaid-cli installed in $((SECONDS - started)) s"
 }

@@ -226,7 +226,7 @@ function signOut() {
 
 // ------------------------------------------------------------------ error codes
 
-// What the page does for each error `code` (see the README's error table).
+// What the page does for each error `code` (docs/api.md, "What to do on each error code").
 function react(error) {
   if (!(error instanceof Problem)) {
     console.error(error);

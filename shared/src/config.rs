@@ -1,4 +1,4 @@
-//! Configuration (README, Configuration), read once per cold start.
+//! Configuration (docs/api.md, "Configuration"), read once per cold start.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ pub const DEFAULT_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 pub const DEFAULT_CALENDAR_API_URL: &str = "https://www.googleapis.com/calendar/v3";
 pub const DEFAULT_RISC_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 pub const DEFAULT_RISC_ISSUER: &str = "https://accounts.google.com/";
-/// Every outbound call must finish within 10 s (README); a little less leaves room
+/// Every outbound call must finish within 10 s (docs/security.md, "Outbound calls"); a little less leaves room
 /// for the response inside a 15 s Lambda timeout.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(8);
 

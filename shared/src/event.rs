@@ -1,5 +1,5 @@
 //! Validation of a Google Calendar event body before anything is sent to Google
-//! (README, API): a JSON object whose `start` and `end` each hold exactly one of
+//! (docs/api.md, "POST /calendar/events"): a JSON object whose `start` and `end` each hold exactly one of
 //! `dateTime` (RFC 3339) or `date` (YYYY-MM-DD), of the same kind, with end after
 //! start. Everything else is passed to Google untouched.
 

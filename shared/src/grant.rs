@@ -142,7 +142,7 @@ impl SealedToken {
     }
 }
 
-/// When the sweeper looks at a grant (README, "Grant lifetime"): a notice this long
+/// When the sweeper looks at a grant (docs/grant-lifetime.md): a notice this long
 /// before its refresh token expires, a keep-alive refresh once it has been unused
 /// this long. Every function that writes a grant applies it, so the grant sits in the
 /// sweep index at its next due time.

@@ -1,4 +1,4 @@
-//! Everything the Lambda functions share, in layers (README, "How it works"):
+//! Everything the Lambda functions share, in layers (docs/architecture.md, "Layers"):
 //!
 //! - **edge**: `entry` (the invocation wrapper every entry point shares, the
 //!   runtime loop, queue batches) and `http` (routing, CORS, request parsing,

@@ -183,7 +183,7 @@ pub struct SharedSlot {
 }
 
 /// Access tokens shared by every execution environment, so the fleet refreshes
-/// once per token lifetime (README, "One refresh for the whole fleet").
+/// once per token lifetime (docs/architecture.md, "One refresh for the whole fleet").
 #[async_trait]
 pub trait SharedTokens: Send + Sync {
     /// The slot of `sub` and scope set `key`, strongly consistent.
@@ -208,8 +208,8 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// The sweep index: grants by the day their next sweep is due (README, "Grant
-/// lifetime"), and how far the sweeper has come.
+/// The sweep index: grants by the day their next sweep is due (docs/grant-lifetime.md,
+/// "How it reads only the due grants"), and how far the sweeper has come.
 #[async_trait]
 pub trait SweepIndex: Send + Sync {
     /// The users of one bucket (`grant::sweep_bucket`) due by `now` (Unix s), from

@@ -1,4 +1,4 @@
-//! The layers of `shared/src` (README, "Architecture"), checked on the source: the
+//! The layers of `shared/src` (docs/architecture.md, "Layers"), checked on the source: the
 //! ports speak only the domain's words (nothing from `google` or `aws`), and no
 //! two modules import each other, directly or around a loop. A child reaching its
 //! own parent (`use super::...`) is how Rust modules share a parent's helpers and

@@ -1,6 +1,6 @@
 //! `publisher`: the table's DynamoDB stream to the team's EventBridge bus. Old and
 //! new image of each grant item are compared and the lifecycle events that change
-//! means are published (README, "Reacting to lifecycle events"). Events come from
+//! means are published (docs/api.md, "Events on the bus"). Events come from
 //! the stream, not from the request handlers: a function that dies after its write
 //! still produces its event, and a failed write produces none.
 //!

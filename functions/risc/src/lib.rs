@@ -1,6 +1,6 @@
 //! `POST /risc`: Google Cross-Account Protection receiver (RFC 8935 push delivery).
 //! A verified security event token about a user we hold makes us stop using their
-//! tokens at once. The effect of each event type is in the README ("RISC").
+//! tokens at once. The effect of each event type is in docs/api.md ("POST /risc").
 
 use std::sync::Arc;
 

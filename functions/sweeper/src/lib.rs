@@ -1,5 +1,5 @@
-//! `sweeper`: run daily by an EventBridge Scheduler schedule (README, "Grant
-//! lifetime"), it announces grants Google will end soon and keeps idle ones alive,
+//! `sweeper`: run daily by an EventBridge Scheduler schedule (docs/grant-lifetime.md,
+//! "The daily sweeper"), it announces grants Google will end soon and keeps idle ones alive,
 //! reading only the grants that are due. It accepts any JSON object (the schedule
 //! sends `{}`); `{"backfill": true}` (with `"from"` to go on) instead places grants
 //! stored before the sweep index existed into it, once, after an upgrade.

@@ -1,6 +1,6 @@
 //! `tokens`: short-lived access tokens for any Google API, vended by direct
 //! invocation to the team's IAM-authorised backends, for a user identified by
-//! their Google `sub` (README, "Acting for users from your backend"). A vended token
+//! their Google `sub` (docs/api.md, "Acting for users from your backend"). A vended token
 //! carries exactly the requested scopes (every granted one without `scopes`). Every
 //! expected outcome is a normal payload, never a function error. The token is in
 //! the response only: the log line names the `sub` and the scopes.

@@ -1,5 +1,5 @@
 //! `worker`: Calendar event jobs from the SQS jobs queue, for users who are not
-//! there (README, "Acting for users from your backend"). Each message is read once,
+//! there (docs/api.md, "Calendar event jobs"). Each message is read once,
 //! into a job or the reason it cannot be one, and ends as one `Outcome`: created
 //! (consumed, `CalendarEventCreated`), failed for good (consumed,
 //! `CalendarEventFailed`) or to retry (reported in `batchItemFailures`, so SQS

@@ -1,7 +1,7 @@
 //! The AWS SDK's HTTP client: the one reqwest client (rustls on aws-lc-rs, the
 //! compiled-in webpki root set) that every Google call already uses. The SDK's own
 //! hyper client would read and parse the system trust store (`/etc/ssl/certs`) at
-//! every cold start, about 5 ms of init here (BENCHMARKS.md, "Decisions"); this one
+//! every cold start, about 5 ms of init here (docs/decisions/0003-one-http-client-for-the-aws-sdk.md); this one
 //! has nothing to load, and there is one connection pool, one TLS stack and one
 //! set of roots for every outbound call.
 //!

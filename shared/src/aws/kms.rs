@@ -2,7 +2,7 @@
 //! under an encryption context `{sub, client_id, purpose}` that binds each
 //! ciphertext to its owner and use (`refresh_token`, `access_token`), so one copied
 //! to another item, or to another purpose, cannot be decrypted. The key policy lets
-//! only the stack's function roles use those contexts (README, "Security").
+//! only the stack's function roles use those contexts (docs/security.md, "The key policy").
 
 use std::collections::HashMap;
 

@@ -8,7 +8,7 @@
 //! or the ciphertext damaged) cannot be revoked by us. Keeping it would keep the
 //! user from ever disconnecting, so the grant is deleted, the case counted
 //! (`DisconnectWithoutRevoke`, alarmed) and the user can remove the access in their
-//! Google account (README, "Security").
+//! Google account (docs/security.md, "A disconnect whose token cannot be decrypted").
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! The daily sweep (README, "Grant lifetime"): no grant dies unannounced or of
+//! The daily sweep (docs/grant-lifetime.md): no grant dies unannounced or of
 //! disuse. It reads only the grants that are due, from the sweep index (one day
 //! bucket and shard at a time, from where its last complete run ended to today),
 //! and for each:

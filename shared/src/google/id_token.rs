@@ -1,4 +1,4 @@
-//! Google ID-token verification (README): RS256 only, `kid` from the cached JWKS,
+//! Google ID-token verification (docs/security.md): RS256 only, `kid` from the cached JWKS,
 //! `iss` in both of Google's forms, `aud` our client ID or one of our apps' (phones),
 //! `exp`/`nbf`/`iat` within 300 s of skew, `azp` (when present) our client or one of
 //! our apps, and required when `aud` names several audiences, a lifetime of at most

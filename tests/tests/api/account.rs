@@ -1,4 +1,4 @@
-//! `GET /me` and `DELETE /me/google` (README).
+//! `GET /me` and `DELETE /me/google` (docs/api.md).
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -1,4 +1,4 @@
-//! `POST /calendar/events`: act for the user while they are offline (README).
+//! `POST /calendar/events`: act for the user while they are offline (docs/api.md).
 
 use integration_tests::google_emulator::{Endpoint, Fault, FaultKind};
 use integration_tests::{Function, Req, Stack};

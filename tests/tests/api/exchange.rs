@@ -1,4 +1,4 @@
-//! `POST /auth/exchange` (README) and the token vault behind it.
+//! `POST /auth/exchange` (docs/api.md) and the token vault behind it.
 
 use futures::future::join_all;
 use integration_tests::google_emulator::{CodeRequest, Endpoint, Fault, FaultKind};

@@ -1,6 +1,6 @@
-//! Worst-day behaviour (README, API and "Choices where the contract is silent"): AWS unreachable, Google slower than our
-//! timeout, Google failing then recovering. Each answer is the spec's, and nothing is
-//! left half-written.
+//! Worst-day behaviour (docs/api.md, "Error codes" and "Choices behind the behaviour"):
+//! AWS unreachable, Google slower than our timeout, Google failing then recovering. Each
+//! answer is the documented one, and nothing is left half-written.
 
 use std::time::Duration;
 

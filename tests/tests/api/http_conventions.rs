@@ -1,4 +1,4 @@
-//! Routing, CORS and problem documents shared by every function (README).
+//! Routing, CORS and problem documents shared by every function (docs/api.md, "HTTP conventions").
 
 use integration_tests::{Function, ORIGIN, Req, Stack};
 

@@ -1,5 +1,5 @@
 //! No plaintext token, authorization code or client secret ever reaches a table item
-//! or a log line (README), across every flow and failure path.
+//! or a log line (docs/security.md), across every flow and failure path.
 
 use integration_tests::google_emulator::{CodeRequest, Endpoint, Fault, FaultKind};
 use integration_tests::{CALENDAR_EVENTS, Function, Req, Stack, logs};

@@ -1,5 +1,5 @@
 //! Integration tests against moto and the Google emulator, through the handlers.
-//! Each module proves one part of the contract (the README's sections, `infra/openapi.yaml`).
+//! Each module proves one part of the contract (docs/api.md's sections, `infra/openapi.yaml`).
 
 mod account;
 mod events;

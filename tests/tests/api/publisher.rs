@@ -1,6 +1,6 @@
 //! `publisher`: lifecycle events from the table's real stream records (read from
-//! moto, turned into the Lambda event shape) to the bus (README, "Reacting to
-//! lifecycle events").
+//! moto, turned into the Lambda event shape) to the bus (docs/api.md, "Events on
+//! the bus").
 
 use integration_tests::google_emulator::Signer;
 use integration_tests::offline::{Invoke as _, retried};

@@ -1,4 +1,4 @@
-//! `POST /risc`: Cross-Account Protection receiver (README).
+//! `POST /risc`: Cross-Account Protection receiver (docs/api.md).
 
 use integration_tests::google_emulator::Signer;
 use integration_tests::{Function, Reply, Req, Stack};

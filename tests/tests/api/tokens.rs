@@ -1,4 +1,4 @@
-//! `tokens`: access tokens for any Google API, by direct invocation (README,
+//! `tokens`: access tokens for any Google API, by direct invocation (docs/api.md,
 //! "Acting for users from your backend"): the payload of every outcome, and tokens
 //! that carry exactly the scopes asked for.
 

@@ -1,4 +1,4 @@
-//! `POST /auth/upgrade`: incremental authorization (README).
+//! `POST /auth/upgrade`: incremental authorization (docs/api.md).
 
 use futures::future::join_all;
 use integration_tests::google_emulator::{CodeRequest, Signer};

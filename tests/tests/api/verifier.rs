@@ -1,4 +1,4 @@
-//! The Google ID-token verifier (README): every forgery class refused with its own
+//! The Google ID-token verifier (docs/security.md): every forgery class refused with its own
 //! reason; JWKS cached for its max-age and refetched, rate-limited, on unknown kids.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `worker`: Calendar event jobs from SQS for users who are not there (README,
+//! `worker`: Calendar event jobs from SQS for users who are not there (docs/api.md,
 //! "Acting for users from your backend"). Every outcome of a message, the batch
 //! answer, the outcome events on the bus, and the dead-letter queue.
 
