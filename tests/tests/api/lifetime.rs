@@ -1,4 +1,4 @@
-//! Grant lifetime (README, "Grant lifetime"): when Google will end a grant is in every
+//! Grant lifetime (docs/grant-lifetime.md): when Google will end a grant is in every
 //! answer that describes it, and the sweeper announces grants about to end, keeps idle
 //! ones alive, reads only the grants that are due, and places grants stored before its
 //! index existed into it. Against moto and the Google emulator.

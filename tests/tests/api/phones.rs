@@ -1,4 +1,4 @@
-//! Apps on phones (README, "Apps on phones"): an Android or iOS app's server auth code
+//! Apps on phones (docs/phones.md): an Android or iOS app's server auth code
 //! (`redirect_uri: ""`) is exchanged only with `ALLOW_APP_CODES=true`; the apps' own
 //! ID tokens are accepted as bearers when their client IDs are configured, nobody
 //! else's; a person who signs in on the web and on a phone has one grant.
