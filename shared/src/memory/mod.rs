@@ -6,7 +6,9 @@
 //! feature: they are not in any function's binary.
 
 mod clock;
+mod fleet;
 mod google;
+mod risc;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -15,12 +17,13 @@ use async_trait::async_trait;
 use data_encoding::HEXLOWER;
 
 pub use clock::{SeededRandom, TestClock};
-pub use google::{Calls, FakeGoogle, FakeRisc};
+pub use fleet::MemoryShared;
+pub use google::{Calls, FakeGoogle};
+pub use risc::FakeRisc;
 
 use crate::grant::{Ciphertext, Grant, RemovalReason, SweepPolicy, SweepSlot, TokenPurpose};
 use crate::ports::{
-    EventSink, GrantStore, Lease, Outgoing, Page, PublishError, ReplayGuard, SharedSlot, SharedToken, SharedTokens,
-    StoreError, SweepIndex, TokenSealer,
+    EventSink, GrantStore, Outgoing, Page, PublishError, ReplayGuard, StoreError, SweepIndex, TokenSealer,
 };
 use crate::secret::Secret;
 use crate::security::TokenLookup;
@@ -310,69 +313,5 @@ impl EventSink for MemorySink {
                 Ok(())
             })
             .collect()
-    }
-}
-
-/// The fleet's shared tokens, with the table's conditional writes.
-#[derive(Default)]
-pub struct MemoryShared {
-    slots: Mutex<BTreeMap<(Sub, String), SharedSlot>>,
-}
-
-impl MemoryShared {
-    pub fn slots(&self) -> Vec<SharedSlot> {
-        self.slots.lock().unwrap().values().cloned().collect()
-    }
-}
-
-#[async_trait]
-impl SharedTokens for MemoryShared {
-    async fn read(&self, sub: &Sub, key: &str) -> Result<SharedSlot, StoreError> {
-        let slots = self.slots.lock().unwrap();
-        Ok(slots.get(&(sub.clone(), key.to_owned())).cloned().unwrap_or_default())
-    }
-
-    async fn lease(&self, sub: &Sub, key: &str, lease: &Lease, now_ms: i64) -> Result<bool, StoreError> {
-        let mut slots = self.slots.lock().unwrap();
-        let slot = slots.entry((sub.clone(), key.to_owned())).or_default();
-        if slot.lease.as_ref().is_some_and(|held| held.until_ms >= now_ms) {
-            return Ok(false);
-        }
-        slot.lease = Some(lease.clone());
-        Ok(true)
-    }
-
-    async fn store(&self, sub: &Sub, key: &str, token: &SharedToken, owner: &str) -> Result<(), StoreError> {
-        let mut slots = self.slots.lock().unwrap();
-        let slot = slots.entry((sub.clone(), key.to_owned())).or_default();
-        if slot.lease.as_ref().is_none_or(|held| held.owner != owner) {
-            return Err(StoreError::Conflict);
-        }
-        *slot = SharedSlot {
-            token: Some(token.clone()),
-            lease: None,
-        };
-        Ok(())
-    }
-
-    async fn release(&self, sub: &Sub, key: &str, owner: &str) -> Result<(), StoreError> {
-        let mut slots = self.slots.lock().unwrap();
-        if let Some(slot) = slots.get_mut(&(sub.clone(), key.to_owned()))
-            && slot.lease.as_ref().is_some_and(|held| held.owner == owner)
-        {
-            slot.lease = None;
-        }
-        Ok(())
-    }
-
-    async fn discard(&self, sub: &Sub, key: &str, ciphertext: &Ciphertext) -> Result<(), StoreError> {
-        let mut slots = self.slots.lock().unwrap();
-        match slots.get_mut(&(sub.clone(), key.to_owned())) {
-            Some(slot) if slot.token.as_ref().is_some_and(|t| &t.ciphertext == ciphertext) => {
-                slot.token = None;
-                Ok(())
-            }
-            _ => Err(StoreError::Conflict),
-        }
     }
 }

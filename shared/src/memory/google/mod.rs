@@ -2,21 +2,22 @@
 //! stay valid until revoked or (time-limited access) expired, a refresh can ask for
 //! a subset of the grant, revoking any token of a user ends their whole grant, and an
 //! access token carries the scopes it was minted for. Failures can be queued per
-//! endpoint. `FakeRisc` hands out registered security events.
+//! endpoint.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+mod calendar;
 use serde_json::Value;
 
 use crate::identity::{Profile, Rejection, VerifiedIdentity};
-use crate::ports::{Calendar, Clock, IdTokens, SecurityEventTokens, TokenEndpoint};
+use crate::ports::{Clock, IdTokens, TokenEndpoint};
 use crate::secret::Secret;
-use crate::security::{RiscRejection, SecurityEvent};
 use crate::system::SystemClock;
-use crate::types::{CALENDAR_EVENTS_SCOPE, CALENDAR_SCOPE, CalendarId, EventId, IdToken, ScopeSet, SendUpdates, Sub};
+use crate::types::{IdToken, ScopeSet, Sub};
 use crate::upstream::{CalendarError, TokenError, TokenGrant};
 
 pub struct FakeGoogle {
@@ -319,80 +320,10 @@ impl TokenEndpoint for FakeGoogle {
     }
 }
 
-#[async_trait]
-impl Calendar for FakeGoogle {
-    async fn insert(
-        &self,
-        access_token: &Secret,
-        calendar: &CalendarId,
-        _send_updates: SendUpdates,
-        event: &Value,
-    ) -> Result<Value, CalendarError> {
-        let mut state = self.state.lock().unwrap();
-        state.calls.inserts += 1;
-        if let Some(err) = state.insert_failures.pop_front() {
-            return Err(err);
-        }
-        let (sub, scopes) = state
-            .live_access
-            .get(access_token.expose())
-            .cloned()
-            .ok_or(CalendarError::Unauthorized)?;
-        if !(scopes.contains(CALENDAR_SCOPE) || scopes.contains(CALENDAR_EVENTS_SCOPE)) {
-            return Err(CalendarError::InsufficientScope);
-        }
-        let id = event["id"].as_str().unwrap_or_default().to_owned();
-        let key = (sub, calendar.as_str().to_owned(), id.clone());
-        if state.events.contains_key(&key) {
-            return Err(CalendarError::Duplicate { ours: false });
-        }
-        let mut created = event.clone();
-        created["htmlLink"] = Value::String(format!("https://calendar.test/event?eid={id}"));
-        created["status"] = Value::String("confirmed".into());
-        state.events.insert(key, created.clone());
-        Ok(created)
-    }
-
-    async fn get(&self, access_token: &Secret, calendar: &CalendarId, id: &EventId) -> Result<Value, CalendarError> {
-        let mut state = self.state.lock().unwrap();
-        state.calls.gets += 1;
-        let (sub, _) = state
-            .live_access
-            .get(access_token.expose())
-            .cloned()
-            .ok_or(CalendarError::Unauthorized)?;
-        let key = (sub, calendar.as_str().to_owned(), id.as_str().to_owned());
-        state.events.get(&key).cloned().ok_or(CalendarError::NotFound)
-    }
-}
-
-/// Security event tokens registered by the test, each verified as registered.
-#[derive(Default)]
-pub struct FakeRisc {
-    tokens: Mutex<BTreeMap<String, Result<SecurityEvent, RiscRejection>>>,
-}
-
-impl FakeRisc {
-    pub fn register(&self, token: &str, verified: Result<SecurityEvent, RiscRejection>) {
-        self.tokens.lock().unwrap().insert(token.to_owned(), verified);
-    }
-}
-
-#[async_trait]
-impl SecurityEventTokens for FakeRisc {
-    async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
-        self.tokens
-            .lock()
-            .unwrap()
-            .get(token)
-            .cloned()
-            .unwrap_or_else(|| Err(RiscRejection::InvalidRequest("not a registered token".into())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::CALENDAR_EVENTS_SCOPE;
 
     #[tokio::test]
     async fn revoking_one_token_ends_the_users_whole_grant_and_refreshes_narrow() {

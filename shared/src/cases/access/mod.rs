@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod fleet;
+
 use super::grants::{self, Holding};
 use super::token_cache::source_of;
 pub use super::token_cache::{MIN_REMAINING_SECS, TokenCache, Vended};
 use crate::error::ApiError;
 use crate::grant::{Grant, GrantStatus, SealedToken, TokenIds, TokenPurpose};
-use crate::outbound;
-use crate::ports::{GrantStore, Lease, SharedToken, SharedTokens, StoreError, TokenEndpoint, TokenSealer};
+use crate::ports::{GrantStore, SharedTokens, StoreError, TokenEndpoint, TokenSealer};
 use crate::secret::Secret;
 use crate::system::Ambient;
 use crate::telemetry::metric;
@@ -25,11 +26,6 @@ use crate::upstream::TokenError;
 
 /// Google's access tokens live an hour; assume so when `expires_in` is missing.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-/// A lease taken outside an invocation (no deadline) lasts this long.
-const LEASE_WITHOUT_DEADLINE: Duration = Duration::from_secs(30);
-/// How often a waiting environment looks for the lease holder's token.
-const FIRST_LOOK: Duration = Duration::from_millis(50);
-const LAST_LOOK: Duration = Duration::from_millis(400);
 
 pub struct AccessTokens {
     grants: Arc<dyn GrantStore>,
@@ -151,114 +147,6 @@ impl AccessTokens {
         Ok(vended)
     }
 
-    /// The fleet's token for this user and scope set, or the lease to refresh it.
-    async fn through_fleet(
-        &self,
-        shared: &dyn SharedTokens,
-        grant: &Grant,
-        scopes: Option<&ScopeSet>,
-        key: &str,
-        source: String,
-        rejected: Option<&Secret>,
-    ) -> Result<(Vended, String), ApiError> {
-        let sub = grant.sub();
-        let owner = format!("{:016x}", self.ambient.random.next_u64());
-        let mut pause = FIRST_LOOK;
-        loop {
-            let slot = shared.read(sub, key).await?;
-            let now = self.ambient.clock.now_unix();
-            let valid = slot
-                .token
-                .filter(|t| t.source == source && t.expires_at - now > MIN_REMAINING_SECS);
-            if let Some(token) = valid {
-                let plain = self
-                    .sealer
-                    .open(sub, TokenPurpose::AccessToken, &token.ciphertext)
-                    .await?;
-                if rejected != Some(&plain) {
-                    metric("SharedTokenUsed", 1.0);
-                    let vended = Vended {
-                        token: plain,
-                        expires_at: token.expires_at,
-                        scopes: token.scopes,
-                    };
-                    return Ok((vended, source));
-                }
-                discard(shared, sub, key, &token).await?;
-            }
-            let now_ms = self.ambient.clock.now_unix_ms();
-            // A lease runs until the end of its last millisecond, as the store's
-            // condition (`lease_until < now`) has it.
-            let held = slot.lease.filter(|l| l.until_ms >= now_ms && l.owner != owner);
-            let until_ms = match held {
-                Some(theirs) => theirs.until_ms,
-                None => {
-                    let left = outbound::remaining().unwrap_or(LEASE_WITHOUT_DEADLINE);
-                    let lease = Lease {
-                        owner: owner.clone(),
-                        until_ms: now_ms + left.as_millis() as i64,
-                    };
-                    if shared.lease(sub, key, &lease, now_ms).await? {
-                        return self.refresh_for_fleet(shared, grant, scopes, key, &owner).await;
-                    }
-                    // Taken between our read and our write: look again shortly.
-                    now_ms + FIRST_LOOK.as_millis() as i64
-                }
-            };
-            let until_theirs = Duration::from_millis((until_ms - now_ms + 1).max(0) as u64);
-            let wait = pause.min(until_theirs).max(Duration::from_millis(1));
-            if outbound::remaining().is_some_and(|left| left <= wait) {
-                metric("SharedTokenWaitExpired", 1.0);
-                return Err(ApiError::Unavailable {
-                    service: "Google",
-                    reason: "another environment is still refreshing this token".into(),
-                    retry_after: 1,
-                });
-            }
-            metric("SharedTokenWaited", 1.0);
-            tokio::time::sleep(wait).await;
-            pause = (pause * 2).min(LAST_LOOK);
-        }
-    }
-
-    /// Refreshes as the lease holder, then shares the token (sealed) or gives the
-    /// lease back.
-    async fn refresh_for_fleet(
-        &self,
-        shared: &dyn SharedTokens,
-        grant: &Grant,
-        scopes: Option<&ScopeSet>,
-        key: &str,
-        owner: &str,
-    ) -> Result<(Vended, String), ApiError> {
-        let sub = grant.sub();
-        let (vended, source) = match self.refresh(grant, scopes).await {
-            Ok(refreshed) => refreshed,
-            Err(err) => {
-                if let Err(release) = shared.release(sub, key, owner).await {
-                    tracing::debug!(error = %release, "lease not released; it runs out by itself");
-                }
-                return Err(err);
-            }
-        };
-        let stored = async {
-            let token = SharedToken {
-                ciphertext: self.sealer.seal(sub, TokenPurpose::AccessToken, &vended.token).await?,
-                expires_at: vended.expires_at,
-                scopes: vended.scopes.clone(),
-                source: source.clone(),
-            };
-            shared.store(sub, key, &token, owner).await
-        };
-        if let Err(err) = stored.await {
-            // The token is good either way; the others refresh themselves after
-            // the lease runs out.
-            tracing::warn!(error = %err, "access token not shared with the fleet");
-            let _ = shared.release(sub, key, owner).await;
-        }
-        Ok((vended, source))
-    }
-
     /// Uses the refresh token at Google (the sweeper's keep-alive calls this too):
     /// a new access token, and the source it is bound to afterwards.
     pub async fn refresh(&self, grant: &Grant, scopes: Option<&ScopeSet>) -> Result<(Vended, String), ApiError> {
@@ -349,13 +237,5 @@ impl AccessTokens {
         })
         .await?;
         Ok(stored.filter(|g| g.holds(&sealed.ciphertext)))
-    }
-}
-
-/// Drops a shared token Google rejected, unless another has replaced it already.
-async fn discard(shared: &dyn SharedTokens, sub: &Sub, key: &str, token: &SharedToken) -> Result<(), ApiError> {
-    match shared.discard(sub, key, &token.ciphertext).await {
-        Ok(()) | Err(StoreError::Conflict) => Ok(()),
-        Err(err) => Err(err.into()),
     }
 }
