@@ -191,4 +191,261 @@ mod tests {
         assert_eq!(event.detail["sub"], "42");
         assert_eq!(cut("héllo", 2), ("hé".to_owned(), true));
     }
+
+    use crate::grant::{Ciphertext, SealedToken, TokenIds};
+    use crate::identity::Profile;
+    use crate::secret::Secret;
+    use crate::types::ScopeSet;
+    use time::OffsetDateTime;
+
+    const T0: i64 = 1_900_000_000;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    fn scopes(list: &[&str]) -> ScopeSet {
+        list.iter().copied().collect()
+    }
+
+    fn token(byte: u8, expires_at: Option<i64>) -> SealedToken {
+        SealedToken {
+            ciphertext: Ciphertext(vec![byte]),
+            ids: TokenIds::of(&Secret::new(format!("token-{byte}"))),
+            issued_ms: Some(T0 * 1000 + i64::from(byte)),
+            expires_at,
+        }
+    }
+
+    /// A grant of `sub` with `list` scopes, connected (a refresh token) or not.
+    fn grant(sub: &str, list: &[&str], refresh: Option<&SealedToken>) -> Grant {
+        let profile = Profile::bare(Sub::parse(sub).unwrap());
+        Grant::authorized(None, &profile, &scopes(list), refresh, at(T0))
+    }
+
+    fn types(events: &[Outgoing]) -> Vec<&'static str> {
+        events.iter().map(|e| e.detail_type).collect()
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_keep_their_parts_apart() {
+        let id = event_id(&["ab", "c"]);
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, event_id(&["ab", "c"]));
+        assert_ne!(id, event_id(&["a", "bc"]), "each part's length is hashed too");
+        assert_ne!(id, event_id(&["abc"]));
+        assert_ne!(id, event_id(&["ab", "d"]));
+    }
+
+    #[test]
+    fn nothing_before_and_nothing_after_means_no_event() {
+        assert!(grant_changes(None, None, None).is_empty());
+    }
+
+    #[test]
+    fn a_deleted_grant_is_disconnected_with_its_recorded_reason() {
+        let old = grant("42", &["openid"], Some(&token(1, None)));
+        let by_user = grant_changes(Some(&old), None, None);
+        assert_eq!(types(&by_user), ["GrantDisconnected"]);
+        assert_eq!(by_user[0].detail["reason"], "user");
+        assert_eq!(by_user[0].detail["sub"], "42");
+        let purged = grant_changes(Some(&old), None, Some(RemovalReason::AccountPurged));
+        assert_eq!(purged[0].detail["reason"], "risc:account-purged");
+        assert_eq!(
+            by_user[0].detail["event_id"], purged[0].detail["event_id"],
+            "one deletion, one id"
+        );
+    }
+
+    #[test]
+    fn connecting_is_announced_once_and_only_with_offline_access() {
+        let rt = token(1, None);
+        let connected = grant("42", &["openid"], Some(&rt));
+        let events = grant_changes(None, Some(&connected), None);
+        assert_eq!(types(&events), ["GrantConnected"]);
+        assert_eq!(events[0].detail["scopes"], json!(["openid"]));
+
+        let online_only = grant("42", &["openid"], None);
+        assert!(grant_changes(None, Some(&online_only), None).is_empty());
+        let later = Grant::authorized(
+            Some(&online_only),
+            &online_only.profile,
+            &scopes(&["openid"]),
+            Some(&rt),
+            at(T0 + 5),
+        );
+        assert_eq!(
+            types(&grant_changes(Some(&online_only), Some(&later), None)),
+            ["GrantConnected"]
+        );
+
+        let again = Grant::authorized(
+            Some(&connected),
+            &connected.profile,
+            &scopes(&["openid"]),
+            None,
+            at(T0 + 5),
+        );
+        assert!(
+            grant_changes(Some(&connected), Some(&again), None).is_empty(),
+            "same scopes, still connected"
+        );
+    }
+
+    #[test]
+    fn a_scope_change_names_what_was_added_and_removed() {
+        let old = grant("42", &["openid", "email"], Some(&token(1, None)));
+        let mut new = Grant::authorized(Some(&old), &old.profile, &scopes(&["calendar"]), None, at(T0 + 5));
+        let events = grant_changes(Some(&old), Some(&new), None);
+        assert_eq!(types(&events), ["GrantScopesChanged"]);
+        assert_eq!(events[0].detail["added"], json!(["calendar"]));
+        assert_eq!(events[0].detail["removed"], json!([]));
+        new.scopes = scopes(&["openid"]);
+        let events = grant_changes(Some(&old), Some(&new), None);
+        let email: Vec<String> = scopes(&["email"]).iter().cloned().collect();
+        assert_eq!(events[0].detail["removed"], json!(email), "in Google's full form");
+        assert_ne!(
+            events[0].detail["event_id"],
+            grant_changes(
+                Some(&old),
+                Some(&Grant {
+                    version: 9,
+                    ..new.clone()
+                }),
+                None
+            )[0]
+            .detail["event_id"],
+            "each version its own id"
+        );
+    }
+
+    #[test]
+    fn a_grant_dying_is_announced_once_with_its_reason() {
+        let alive = grant("42", &["openid"], Some(&token(1, None)));
+        let dead = alive.dead("risc:tokens-revoked", at(T0 + 5)).unwrap();
+        let events = grant_changes(Some(&alive), Some(&dead), None);
+        assert_eq!(types(&events), ["GrantReauthorizationRequired"]);
+        assert_eq!(events[0].detail["reason"], "risc:tokens-revoked");
+        let still_dead = Grant {
+            version: dead.version + 1,
+            ..dead.clone()
+        };
+        assert!(grant_changes(Some(&dead), Some(&still_dead), None).is_empty());
+        let unexplained = Grant {
+            status_reason: None,
+            ..dead.clone()
+        };
+        assert_eq!(
+            grant_changes(Some(&alive), Some(&unexplained), None)[0].detail["reason"],
+            "invalid_grant"
+        );
+    }
+
+    #[test]
+    fn an_expiry_notice_is_announced_once_per_expiry_of_the_stored_token() {
+        let expiry = T0 + 7 * 24 * 3600;
+        let limited = grant("42", &["openid"], Some(&token(1, Some(expiry))));
+        let noticed = limited.noticed(expiry, at(T0 + 5)).unwrap();
+        let events = grant_changes(Some(&limited), Some(&noticed), None);
+        assert_eq!(types(&events), ["GrantExpiring"]);
+        assert_eq!(events[0].detail["expires_at"], unix_rfc3339(expiry).unwrap());
+        let touched = Grant {
+            version: noticed.version + 1,
+            ..noticed.clone()
+        };
+        assert!(
+            grant_changes(Some(&noticed), Some(&touched), None).is_empty(),
+            "already announced"
+        );
+        // A notice for another expiry than the stored token's, or on a grant that
+        // cannot act offline, announces nothing.
+        let stale = limited.noticed(expiry - 1, at(T0 + 5)).unwrap();
+        assert!(grant_changes(Some(&limited), Some(&stale), None).is_empty());
+        let dead = Grant {
+            status: GrantStatus::ReauthorizationRequired,
+            ..noticed.clone()
+        };
+        assert_eq!(
+            types(&grant_changes(Some(&dead), Some(&dead), None)),
+            Vec::<&str>::new()
+        );
+        assert!(
+            grant_changes(Some(&limited), Some(&dead), None)
+                .iter()
+                .all(|e| e.detail_type != "GrantExpiring")
+        );
+    }
+
+    #[test]
+    fn each_echoed_value_cut_alone_is_said() {
+        let long = "x".repeat(MAX_ECHOED_CHARS + 1);
+        let err = ApiError::NotConnected;
+        for echo in [
+            JobEcho {
+                job_id: Some(&long),
+                sub: Some("42"),
+                calendar_id: "primary",
+                message_id: "m",
+            },
+            JobEcho {
+                job_id: Some("j"),
+                sub: Some(&long),
+                calendar_id: "primary",
+                message_id: "m",
+            },
+            JobEcho {
+                job_id: Some("j"),
+                sub: Some("42"),
+                calendar_id: &long,
+                message_id: "m",
+            },
+        ] {
+            assert_eq!(job_failed(&echo, &err).detail["truncated"], json!(true), "{echo:?}");
+        }
+        let exact = "x".repeat(MAX_ECHOED_CHARS);
+        let whole = JobEcho {
+            job_id: Some(&exact),
+            sub: Some(&exact),
+            calendar_id: &exact,
+            message_id: "m",
+        };
+        assert!(job_failed(&whole, &err).detail.get("truncated").is_none());
+        let created = job_created("j", &Sub::parse("42").unwrap(), &long, &json!({"id": "e1"}), false);
+        assert_eq!(created.detail["truncated"], json!(true));
+        assert_eq!(created.detail["calendar_event_id"], "e1");
+    }
+
+    #[test]
+    fn unreadable_jobs_are_kept_apart_by_their_message_id() {
+        let err = ApiError::InvalidJob("bad".into());
+        let one = job_failed(
+            &JobEcho {
+                message_id: "m1",
+                ..Default::default()
+            },
+            &err,
+        );
+        let two = job_failed(
+            &JobEcho {
+                message_id: "m2",
+                ..Default::default()
+            },
+            &err,
+        );
+        assert_ne!(one.detail["event_id"], two.detail["event_id"]);
+        let named = JobEcho {
+            job_id: Some("j"),
+            message_id: "m1",
+            ..Default::default()
+        };
+        let renamed = JobEcho {
+            job_id: Some("j"),
+            message_id: "m2",
+            ..Default::default()
+        };
+        assert_eq!(
+            job_failed(&named, &err).detail["event_id"],
+            job_failed(&renamed, &err).detail["event_id"]
+        );
+    }
 }

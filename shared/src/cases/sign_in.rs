@@ -124,8 +124,10 @@ impl SignIn {
         })
         .await?
         .ok_or_else(|| ApiError::internal("grant missing after write"))?;
-        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at) {
-            warn_if_short_lived(expires_at - now.unix_timestamp());
+        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at)
+            && expires_soon(expires_at, now.unix_timestamp())
+        {
+            warn_short_lived(expires_at - now.unix_timestamp());
         }
         Ok(SignedIn {
             identity,
@@ -135,13 +137,30 @@ impl SignIn {
     }
 }
 
-fn warn_if_short_lived(left: i64) {
-    if left <= SHORT_LIVED {
-        metric("GrantExpiresSoon", 1.0);
-        tracing::warn!(
-            expires_in_hours = left / 3600,
-            "Google will end this refresh token within 7 days: the user granted time-limited access, \
-             or the OAuth consent screen is still in Testing (publish the app to get long-lived tokens)"
-        );
+/// Whether a refresh token Google ends at `expires_at` is worth the warning below.
+fn expires_soon(expires_at: i64, now: i64) -> bool {
+    expires_at - now <= SHORT_LIVED
+}
+
+fn warn_short_lived(left: i64) {
+    metric("GrantExpiresSoon", 1.0);
+    tracing::warn!(
+        expires_in_hours = left / 3600,
+        "Google will end this refresh token within 7 days: the user granted time-limited access, \
+         or the OAuth consent screen is still in Testing (publish the app to get long-lived tokens)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tokens_ending_within_seven_days_are_worth_a_warning() {
+        let now = 1_900_000_000;
+        assert!(expires_soon(now + 3600, now));
+        assert!(expires_soon(now + 7 * DAY, now), "a Testing app's 7-day token");
+        assert!(!expires_soon(now + 7 * DAY + 1, now));
+        assert!(!expires_soon(now + 180 * DAY, now));
     }
 }

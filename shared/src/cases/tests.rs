@@ -934,4 +934,304 @@ mod sweeping {
         assert_eq!((backfilled.backfilled, backfilled.more), (1, false));
         assert_eq!(sweeper.run().await.expiring, 1);
     }
+
+    #[tokio::test]
+    async fn a_sweep_or_backfill_without_time_left_starts_nothing_and_says_more() {
+        use crate::outbound::with_deadline;
+        use tokio::time::Instant;
+        let (w, sweeper) = sweeping(policy(150));
+        limited(&w, "soon", 3).await;
+        let tight = Instant::now() + Duration::from_secs(1);
+        let swept = with_deadline(tight, sweeper.run()).await;
+        assert_eq!(
+            swept,
+            Swept {
+                more: true,
+                ..Swept::default()
+            }
+        );
+        assert_eq!(w.grant("soon").unwrap().expiry_noticed, None);
+        let ample = Instant::now() + Duration::from_secs(60);
+        let swept = with_deadline(ample, sweeper.run()).await;
+        assert_eq!(
+            swept,
+            Swept {
+                expiring: 1,
+                ..Swept::default()
+            }
+        );
+
+        w.grants.insert_unindexed(w.grant("soon").unwrap());
+        let tight = Instant::now() + Duration::from_secs(1);
+        let stopped = with_deadline(tight, sweeper.backfill(Some("a".into()))).await;
+        assert_eq!(
+            stopped,
+            Backfilled {
+                backfilled: 0,
+                more: true,
+                from: Some("a".into())
+            },
+            "the next call starts where this one was asked to"
+        );
+        let ample = Instant::now() + Duration::from_secs(60);
+        assert_eq!(with_deadline(ample, sweeper.backfill(None)).await.backfilled, 1);
+    }
+
+    #[tokio::test]
+    async fn a_notice_is_due_exactly_at_the_notice_period_and_never_once_the_token_ended() {
+        let (w, sweeper) = sweeping(policy(150));
+        limited(&w, "edge", 7).await;
+        limited(&w, "ended", 0).await;
+        assert_eq!(
+            sweeper.run().await,
+            Swept {
+                expiring: 1,
+                ..Swept::default()
+            }
+        );
+        assert!(w.grant("edge").unwrap().expiry_noticed.is_some());
+        assert_eq!(w.grant("ended").unwrap().expiry_noticed, None);
+    }
+
+    #[tokio::test]
+    async fn a_grant_is_kept_alive_when_its_disuse_period_is_up_and_the_use_is_recorded() {
+        let (w, sweeper) = sweeping(policy(10));
+        w.connect("idle", "rt-idle").await;
+        w.clock.advance(Duration::from_secs(10 * DAY as u64 - 1));
+        assert_eq!(sweeper.run().await, Swept::default(), "one second early");
+        w.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            sweeper.run().await,
+            Swept {
+                kept_alive: 1,
+                ..Swept::default()
+            }
+        );
+        assert_eq!(w.grant("idle").unwrap().last_used_at, Some(w.clock.now_unix()));
+        assert_eq!(w.google.calls().refreshes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_grant_the_index_holds_too_early_is_placed_where_it_now_belongs() {
+        let (w, _) = sweeping(policy(10));
+        w.connect("u", "rt-u").await;
+        // A new deployment lengthens the keep-alive period.
+        w.grants.change_policy(policy(150));
+        let sweeper = Sweeper::new(w.grants.clone(), w.access.clone(), policy(150));
+        w.clock.advance(Duration::from_secs(10 * DAY as u64));
+        assert_eq!(sweeper.run().await, Swept::default());
+        assert_eq!(*w.grants.index_reads.lock().unwrap(), 1);
+        w.clock.advance(Duration::from_secs(DAY as u64));
+        assert_eq!(sweeper.run().await, Swept::default());
+        assert_eq!(
+            *w.grants.index_reads.lock().unwrap(),
+            1,
+            "moved to its new due day, not read again"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_backfill_pages_through_older_grants_and_leaves_out_those_without_offline_access() {
+        let (w, sweeper) = sweeping(policy(150));
+        for n in 0..150 {
+            let sub = format!("user-{n:03}");
+            w.connect(&sub, &format!("rt-{n}")).await;
+            w.grants.insert_unindexed(w.grant(&sub).unwrap());
+        }
+        w.google.code("c-online", "online", &["openid"], None);
+        w.sign_in
+            .exchange(&Secret::new("c-online"), "postmessage")
+            .await
+            .unwrap();
+        w.grants.insert_unindexed(w.grant("online").unwrap());
+        assert_eq!(
+            sweeper.backfill(None).await,
+            Backfilled {
+                backfilled: 150,
+                more: false,
+                from: None
+            }
+        );
+        assert_eq!(
+            sweeper.backfill(None).await.backfilled,
+            0,
+            "every grant that can act offline is placed"
+        );
+        *w.grants.unavailable.lock().unwrap() = true;
+        assert_eq!(
+            sweeper.backfill(Some("user-050".into())).await,
+            Backfilled {
+                backfilled: 0,
+                more: true,
+                from: Some("user-050".into())
+            }
+        );
+    }
+}
+
+mod tokens_and_the_fleet {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::grant::{Ciphertext, TokenPurpose};
+    use crate::outbound::with_deadline;
+    use crate::ports::{Lease, SharedSlot, SharedToken, SharedTokens, StoreError, TokenSealer as _};
+
+    /// The fleet's store, counting reads and writing down every lease asked for.
+    #[derive(Default)]
+    struct Recording {
+        inner: MemoryShared,
+        reads: Mutex<u32>,
+        leases: Mutex<Vec<Lease>>,
+    }
+
+    #[async_trait]
+    impl SharedTokens for Recording {
+        async fn read(&self, sub: &Sub, key: &str) -> Result<SharedSlot, StoreError> {
+            *self.reads.lock().unwrap() += 1;
+            self.inner.read(sub, key).await
+        }
+        async fn lease(&self, sub: &Sub, key: &str, lease: &Lease, now_ms: i64) -> Result<bool, StoreError> {
+            self.leases.lock().unwrap().push(lease.clone());
+            self.inner.lease(sub, key, lease, now_ms).await
+        }
+        async fn store(&self, sub: &Sub, key: &str, token: &SharedToken, owner: &str) -> Result<(), StoreError> {
+            self.inner.store(sub, key, token, owner).await
+        }
+        async fn release(&self, sub: &Sub, key: &str, owner: &str) -> Result<(), StoreError> {
+            self.inner.release(sub, key, owner).await
+        }
+        async fn discard(&self, sub: &Sub, key: &str, ciphertext: &Ciphertext) -> Result<(), StoreError> {
+            self.inner.discard(sub, key, ciphertext).await
+        }
+    }
+
+    fn environment(w: &World, shared: &Arc<Recording>) -> AccessTokens {
+        AccessTokens::new(w.grants.clone(), w.sealer.clone(), w.google.clone(), w.ambient.clone())
+            .with_shared(shared.clone())
+    }
+
+    fn everything() -> ScopeSet {
+        ScopeSet::default()
+    }
+
+    #[tokio::test]
+    async fn a_vended_token_lives_as_long_as_google_said() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        w.google.access_lifetime(Duration::from_secs(1800));
+        let (vended, _) = w.access.vend(&s("u"), &everything()).await.unwrap();
+        assert_eq!(vended.expires_at, T0 + 1800);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_is_stored_with_its_expiry_and_its_access_token_stays_cached() {
+        let w = world();
+        w.google
+            .code_with_lifetime("c1", "u", &["openid"], Some("rt-u"), Some(10 * DAY));
+        w.sign_in.exchange(&Secret::new("c1"), "postmessage").await.unwrap();
+        w.clock.advance(Duration::from_secs(DAY as u64));
+        w.google.rotate_on_refresh("rt-u2");
+        w.access.vend(&s("u"), &everything()).await.unwrap();
+        let grant = w.grant("u").unwrap();
+        let sealed = grant.refresh_token.clone().unwrap();
+        let opened = w
+            .sealer
+            .open(&s("u"), TokenPurpose::RefreshToken, &sealed.ciphertext)
+            .await
+            .unwrap();
+        assert_eq!(opened.expose(), "rt-u2");
+        assert_eq!(sealed.expires_at, Some(T0 + 10 * DAY), "Google's end of the grant");
+        assert_eq!(grant.last_used_at, Some(T0 + DAY));
+        w.access.vend(&s("u"), &everything()).await.unwrap();
+        assert_eq!(w.google.calls().refreshes, 1, "cached under the rotated grant");
+    }
+
+    #[tokio::test]
+    async fn a_shared_token_is_taken_only_with_more_than_five_minutes_left() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        let shared = Arc::new(Recording::default());
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        w.clock.advance(Duration::from_secs(3600 - 301));
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        assert_eq!(w.google.calls().refreshes, 1, "301 s left: shared");
+        w.clock.advance(Duration::from_secs(1));
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        assert_eq!(w.google.calls().refreshes, 2, "300 s left: refreshed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_lasts_until_the_invocation_s_deadline_or_thirty_seconds_without_one() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        let shared = Arc::new(Recording::default());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let now_ms = w.clock.now_unix_ms();
+        with_deadline(deadline, environment(&w, &shared).vend(&s("u"), &everything()))
+            .await
+            .unwrap();
+        w.clock.advance(Duration::from_secs(3600));
+        let later_ms = w.clock.now_unix_ms();
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        let leases = shared.leases.lock().unwrap().clone();
+        let until: Vec<i64> = leases.iter().map(|l| l.until_ms).collect();
+        assert_eq!(until, [now_ms + 10_000, later_ms + 30_000]);
+        assert_ne!(leases[0].owner, leases[1].owner);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_runs_to_the_end_of_its_last_millisecond_and_waiters_look_ever_less_often() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        let key = w.grant("u").unwrap().scopes.key();
+        let shared = Arc::new(Recording::default());
+        let ends_now = Lease {
+            owner: "another environment".into(),
+            until_ms: w.clock.now_unix_ms(),
+        };
+        let now_ms = w.clock.now_unix_ms();
+        assert!(shared.inner.lease(&s("u"), &key, &ends_now, now_ms).await.unwrap());
+        let started = Instant::now();
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(1),
+            "waited out its last millisecond"
+        );
+
+        let user = s("v");
+        w.connect("v", "rt-v").await;
+        let key = w.grant("v").unwrap().scopes.key();
+        let two_seconds = Lease {
+            owner: "another environment".into(),
+            until_ms: w.clock.now_unix_ms() + 2_000,
+        };
+        let now_ms = w.clock.now_unix_ms();
+        assert!(shared.inner.lease(&user, &key, &two_seconds, now_ms).await.unwrap());
+        *shared.reads.lock().unwrap() = 0;
+        environment(&w, &shared).vend(&user, &everything()).await.unwrap();
+        let reads = *shared.reads.lock().unwrap();
+        assert!((5..=10).contains(&reads), "{reads} looks over two seconds");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_shared_token_is_dropped_even_when_the_refresh_after_it_fails() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        let shared = Arc::new(Recording::default());
+        let (first, grant) = environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        w.google.fail_refresh(TokenError::Unavailable("down".into()));
+        let err = environment(&w, &shared)
+            .token(&grant, None, Some(&first.token))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "upstream_unavailable");
+        let slots = shared.inner.slots();
+        assert!(slots[0].token.is_none(), "nobody is handed the rejected token again");
+        assert!(slots[0].lease.is_none(), "the lease was given back");
+    }
 }

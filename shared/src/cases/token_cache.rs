@@ -180,4 +180,66 @@ mod tests {
         assert!(again.try_lock().is_err());
         drop(guard);
     }
+
+    #[test]
+    fn a_token_s_source_changes_with_the_refresh_token_and_the_grant_version() {
+        use crate::grant::{SealedToken, TokenIds};
+        use crate::identity::Profile;
+        use time::OffsetDateTime;
+        let sealed = |byte: u8| SealedToken {
+            ciphertext: Ciphertext(vec![byte]),
+            ids: TokenIds::of(&Secret::new(format!("rt-{byte}"))),
+            issued_ms: Some(i64::from(byte)),
+            expires_at: None,
+        };
+        let now = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        let profile = Profile::bare(sub(0));
+        let grant = Grant::authorized(None, &profile, &ScopeSet::default(), Some(&sealed(1)), now);
+        let source = source_of(&grant).unwrap();
+        assert_eq!(source.len(), 32);
+        assert_eq!(Some(&source), source_of(&grant.clone()).as_ref());
+        let upgraded = Grant {
+            version: grant.version + 1,
+            ..grant.clone()
+        };
+        assert_ne!(source_of(&upgraded), Some(source.clone()), "a new version");
+        let rotated = Grant {
+            refresh_token: Some(sealed(2)),
+            ..grant.clone()
+        };
+        assert_ne!(source_of(&rotated), Some(source), "another refresh token");
+        let online = Grant::authorized(None, &profile, &ScopeSet::default(), None, now);
+        assert_eq!(source_of(&online), None);
+    }
+
+    #[test]
+    fn replacing_an_entry_of_a_full_cache_evicts_nothing() {
+        let cache = TokenCache::with_capacity(2);
+        let now = 1_000_000;
+        cache.put(&sub(0), "k", "s".into(), vended(now + 3600), now);
+        cache.put(&sub(1), "k", "s".into(), vended(now + 1800), now);
+        cache.put(&sub(0), "k", "s2".into(), vended(now + 3600), now);
+        assert!(cache.get(&sub(1), "k", "s", now).is_some());
+        assert!(cache.get(&sub(0), "k", "s2", now).is_some());
+        cache.put(&sub(2), "k", "s".into(), vended(now + 3000), now);
+        assert!(
+            cache.get(&sub(1), "k", "s", now).is_none(),
+            "closest to expiry goes first"
+        );
+        assert!(cache.get(&sub(0), "k", "s2", now).is_some());
+    }
+
+    #[test]
+    fn forgetting_a_user_drops_all_their_tokens_and_nobody_else_s() {
+        let cache = TokenCache::default();
+        let now = 1_000_000;
+        cache.put(&sub(0), "a", "s".into(), vended(now + 3600), now);
+        cache.put(&sub(0), "b", "s".into(), vended(now + 3600), now);
+        cache.put(&sub(1), "a", "s".into(), vended(now + 3600), now);
+        cache.forget(&sub(0));
+        assert!(cache.get(&sub(0), "a", "s", now).is_none());
+        assert!(cache.get(&sub(0), "b", "s", now).is_none());
+        assert!(cache.get(&sub(1), "a", "s", now).is_some());
+        assert_eq!(cache.len().0, 1);
+    }
 }

@@ -188,3 +188,107 @@ fn removal_reasons_round_trip() {
     assert_eq!(RemovalReason::AccountPurged.as_str(), "risc:account-purged");
     assert_eq!(RemovalReason::parse("risc:other"), None);
 }
+
+#[test]
+fn token_identifiers_match_google_s_known_answers() {
+    // Computed independently: base64(SHA-512(SHA-512(token))) and hex SHA-256 of
+    // the first 16 characters.
+    let ids = TokenIds::of(&Secret::new("1//0abcdefghijklmnopqrstuvwxyz"));
+    assert_eq!(
+        ids.hash,
+        "EOiK4/AZqIs/aeU1dL/hnZm7+cSA4HDViXLJx+aIi/Gcq+olzAApjCYGdi6LRKGAypPGxAyYda5kB10sQGJuqg=="
+    );
+    assert_eq!(
+        ids.prefix_hash,
+        "9be745c9d429250d78ed83b4cedf20165093e01590ffbb1f5d9b720f2d3c7ee6"
+    );
+}
+
+#[test]
+fn purposes_and_statuses_have_their_stored_names() {
+    assert_eq!(TokenPurpose::RefreshToken.as_str(), "refresh_token");
+    assert_eq!(TokenPurpose::AccessToken.as_str(), "access_token");
+    for status in [GrantStatus::Active, GrantStatus::ReauthorizationRequired] {
+        assert_eq!(GrantStatus::parse(status.as_str()), Some(status));
+    }
+    assert_eq!(
+        GrantStatus::ReauthorizationRequired.as_str(),
+        "reauthorization_required"
+    );
+    assert_eq!(GrantStatus::parse("dead"), None);
+}
+
+#[test]
+fn a_grant_holds_only_its_own_ciphertext() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let grant = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(1, None)), at(T0));
+    assert!(grant.holds(&Ciphertext(vec![1])));
+    assert!(!grant.holds(&Ciphertext(vec![2])));
+    let online = Grant::authorized(None, &profile("u"), &openid, None, at(T0));
+    assert!(!online.holds(&Ciphertext(vec![1])));
+}
+
+#[test]
+fn every_change_but_a_use_is_a_new_version_with_its_time() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let grant = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(1, Some(T0 + DAY))), at(T0));
+    let noticed = grant.noticed(T0 + DAY, at(T0 + 60)).unwrap();
+    assert_eq!(
+        (noticed.version, noticed.updated_at.as_str()),
+        (2, "2030-03-17T17:47:40Z")
+    );
+    assert!(noticed.noticed(T0 + DAY, at(T0 + 61)).is_none(), "once per expiry");
+    let dead = noticed.dead("invalid_grant", at(T0 + 120)).unwrap();
+    assert_eq!((dead.version, dead.updated_at.as_str()), (3, "2030-03-17T17:48:40Z"));
+    let rotated = noticed.rotated(sealed(2, Some(T0 + 2 * DAY)), at(T0 + 180));
+    assert_eq!(
+        (rotated.version, rotated.updated_at.as_str()),
+        (3, "2030-03-17T17:49:40Z")
+    );
+    assert_eq!(rotated.expiry_noticed, None, "a new token's expiry is noticed anew");
+    assert_eq!(grant.created_at, rotated.created_at);
+}
+
+#[test]
+fn of_two_tokens_the_later_issued_is_kept_and_an_undated_one_gives_way() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let first = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(5, None)), at(T0));
+    let same_ms = SealedToken {
+        ciphertext: Ciphertext(vec![9]),
+        ..sealed(5, None)
+    };
+    let replaced = Grant::authorized(Some(&first), &profile("u"), &openid, Some(&same_ms), at(T0 + 1));
+    assert!(
+        replaced.holds(&Ciphertext(vec![9])),
+        "issued the same millisecond: the later call wins"
+    );
+    let undated_store = Grant {
+        refresh_token: Some(SealedToken {
+            issued_ms: None,
+            ..sealed(1, None)
+        }),
+        ..first.clone()
+    };
+    let after = Grant::authorized(
+        Some(&undated_store),
+        &profile("u"),
+        &openid,
+        Some(&sealed(2, None)),
+        at(T0 + 1),
+    );
+    assert!(after.holds(&Ciphertext(vec![2])));
+}
+
+#[test]
+fn the_last_use_of_an_older_grant_is_its_last_write() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let grant = Grant::authorized(None, &profile("u"), &openid, Some(&sealed(1, None)), at(T0));
+    let older = Grant {
+        last_used_at: None,
+        ..grant.clone()
+    };
+    assert_eq!(older.last_used(), Some(T0));
+    assert_eq!(grant.used(at(T0 + DAY)).unwrap().last_used(), Some(T0 + DAY));
+    assert_eq!(rfc3339(at(T0).replace_nanosecond(5).unwrap()), "2030-03-17T17:46:40Z");
+    assert_eq!(unix_rfc3339(T0).as_deref(), Some("2030-03-17T17:46:40Z"));
+}

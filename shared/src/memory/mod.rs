@@ -41,7 +41,7 @@ pub struct MemoryGrants {
     grants: Mutex<BTreeMap<Sub, Grant>>,
     /// Where each grant sits in the sweep index, as its last write placed it.
     slots: Mutex<BTreeMap<Sub, SweepSlot>>,
-    policy: SweepPolicy,
+    policy: Mutex<SweepPolicy>,
     swept_until: Mutex<Option<time::Date>>,
     /// Grants the sweep index handed out (reads, for the "only what is due" checks).
     pub index_reads: Mutex<u64>,
@@ -55,9 +55,15 @@ pub struct MemoryGrants {
 impl MemoryGrants {
     pub fn with_policy(policy: SweepPolicy) -> Self {
         MemoryGrants {
-            policy,
+            policy: Mutex::new(policy),
             ..MemoryGrants::default()
         }
+    }
+
+    /// The periods change (a new deployment): later writes place grants by `policy`,
+    /// those already placed stay where they are.
+    pub fn change_policy(&self, policy: SweepPolicy) {
+        *self.policy.lock().unwrap() = policy;
     }
 
     pub fn get(&self, sub: &Sub) -> Option<Grant> {
@@ -80,7 +86,8 @@ impl MemoryGrants {
 
     fn place(&self, grant: &Grant, written_at: i64) {
         let mut slots = self.slots.lock().unwrap();
-        match grant.sweep_slot(&self.policy, written_at) {
+        let policy = *self.policy.lock().unwrap();
+        match grant.sweep_slot(&policy, written_at) {
             Some(slot) => slots.insert(grant.sub().clone(), slot),
             None => slots.remove(grant.sub()),
         };

@@ -64,6 +64,8 @@ struct State {
     insert_failures: VecDeque<CalendarError>,
     revoke_failures: VecDeque<TokenError>,
     access_lifetime: Option<Duration>,
+    /// Refresh tokens the next refreshes hand out in place of the one presented.
+    rotations: VecDeque<String>,
     issued: u32,
     calls: Calls,
     /// Every refresh token ever issued, for the tests that look for it elsewhere.
@@ -164,6 +166,12 @@ impl FakeGoogle {
 
     pub fn access_lifetime(&self, lifetime: Duration) {
         self.state.lock().unwrap().access_lifetime = Some(lifetime);
+    }
+
+    /// The next refresh rotates the refresh token: it answers with `new` as well
+    /// (the presented one stays live, as Google leaves it).
+    pub fn rotate_on_refresh(&self, new: &str) {
+        self.state.lock().unwrap().rotations.push_back(new.to_owned());
     }
 
     pub fn fail_refresh(&self, err: TokenError) {
@@ -298,6 +306,11 @@ impl TokenEndpoint for FakeGoogle {
             None => all,
         };
         let mut answer = Self::access_token(&mut state, &refresh.sub, granted);
+        if let Some(rotated) = state.rotations.pop_front() {
+            state.live_refresh.insert(rotated.clone(), refresh.clone());
+            state.ever_issued.push(rotated.clone());
+            answer.refresh_token = Some(Secret::new(rotated));
+        }
         answer.refresh_token_expires_in = state
             .grant_ends
             .get(&refresh.sub)
