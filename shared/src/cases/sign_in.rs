@@ -124,10 +124,12 @@ impl SignIn {
         })
         .await?
         .ok_or_else(|| ApiError::internal("grant missing after write"))?;
-        if let Some(expires_at) = sealed.as_ref().and_then(|t| t.expires_at)
-            && expires_soon(expires_at, now.unix_timestamp())
+        if let Some(hours) = sealed
+            .as_ref()
+            .and_then(|t| t.expires_at)
+            .and_then(|expires_at| hours_left_if_short_lived(expires_at, now.unix_timestamp()))
         {
-            warn_short_lived(expires_at - now.unix_timestamp());
+            warn_short_lived(hours);
         }
         Ok(SignedIn {
             identity,
@@ -137,15 +139,17 @@ impl SignIn {
     }
 }
 
-/// Whether a refresh token Google ends at `expires_at` is worth the warning below.
-fn expires_soon(expires_at: i64, now: i64) -> bool {
-    expires_at - now <= SHORT_LIVED
+/// The hours left of a refresh token Google ends at `expires_at`, when so few that
+/// the warning below is worth it.
+fn hours_left_if_short_lived(expires_at: i64, now: i64) -> Option<i64> {
+    let left = expires_at - now;
+    (left <= SHORT_LIVED).then_some(left / 3600)
 }
 
-fn warn_short_lived(left: i64) {
+fn warn_short_lived(hours: i64) {
     metric("GrantExpiresSoon", 1.0);
     tracing::warn!(
-        expires_in_hours = left / 3600,
+        expires_in_hours = hours,
         "Google will end this refresh token within 7 days: the user granted time-limited access, \
          or the OAuth consent screen is still in Testing (publish the app to get long-lived tokens)"
     );
@@ -158,9 +162,13 @@ mod tests {
     #[test]
     fn only_tokens_ending_within_seven_days_are_worth_a_warning() {
         let now = 1_900_000_000;
-        assert!(expires_soon(now + 3600, now));
-        assert!(expires_soon(now + 7 * DAY, now), "a Testing app's 7-day token");
-        assert!(!expires_soon(now + 7 * DAY + 1, now));
-        assert!(!expires_soon(now + 180 * DAY, now));
+        assert_eq!(hours_left_if_short_lived(now + 3600, now), Some(1));
+        assert_eq!(
+            hours_left_if_short_lived(now + 7 * DAY, now),
+            Some(168),
+            "a Testing app's 7-day token"
+        );
+        assert_eq!(hours_left_if_short_lived(now + 7 * DAY + 1, now), None);
+        assert_eq!(hours_left_if_short_lived(now + 180 * DAY, now), None);
     }
 }

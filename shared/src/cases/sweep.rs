@@ -193,7 +193,7 @@ impl Sweeper {
     }
 
     /// Records the notice for `expiry`, if the grant still expires then.
-    async fn notice(&self, sub: &Sub, expiry: i64, now: OffsetDateTime) -> Result<bool, ApiError> {
+    pub(super) async fn notice(&self, sub: &Sub, expiry: i64, now: OffsetDateTime) -> Result<bool, ApiError> {
         let noticed = AtomicBool::new(false);
         grants::update(self.grants.as_ref(), self.ambient.random.as_ref(), sub, |current| {
             let next = current

@@ -1030,6 +1030,69 @@ mod sweeping {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_with_exactly_its_reserve_left_still_runs() {
+        let (w, sweeper) = sweeping(policy(150));
+        limited(&w, "soon", 3).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let swept = crate::outbound::with_deadline(deadline, sweeper.run()).await;
+        assert_eq!(
+            swept,
+            Swept {
+                expiring: 1,
+                ..Swept::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_that_became_due_after_yesterday_s_run_is_swept_today() {
+        let (w, sweeper) = sweeping(policy(150));
+        // The notice falls due an hour after this run, on the same day.
+        w.google
+            .code_with_lifetime("c-later", "later", &["openid"], Some("rt-later"), Some(7 * DAY + 3600));
+        w.sign_in
+            .exchange(&Secret::new("c-later"), "postmessage")
+            .await
+            .unwrap();
+        assert_eq!(sweeper.run().await, Swept::default());
+        w.clock.advance(Duration::from_secs(DAY as u64));
+        assert_eq!(
+            sweeper.run().await,
+            Swept {
+                expiring: 1,
+                ..Swept::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_read_for_its_keep_alive_gets_no_notice_of_a_distant_expiry() {
+        let (w, sweeper) = sweeping(policy(10));
+        limited(&w, "u", 30).await;
+        w.clock.advance(Duration::from_secs(10 * DAY as u64));
+        assert_eq!(
+            sweeper.run().await,
+            Swept {
+                kept_alive: 1,
+                ..Swept::default()
+            }
+        );
+        assert_eq!(w.grant("u").unwrap().expiry_noticed, None);
+    }
+
+    #[tokio::test]
+    async fn a_notice_is_recorded_only_for_the_expiry_the_grant_still_has() {
+        let (w, sweeper) = sweeping(policy(150));
+        limited(&w, "u", 3).await;
+        let expiry = w.grant("u").unwrap().expires_at().unwrap();
+        // Renewed between the sweep's read and its write: no time limit any more.
+        w.google.code("c2", "u", &["openid"], Some("rt-u2"));
+        w.sign_in.exchange(&Secret::new("c2"), "postmessage").await.unwrap();
+        assert!(!sweeper.notice(&s("u"), expiry, w.clock.now()).await.unwrap());
+        assert_eq!(w.grant("u").unwrap().expiry_noticed, None);
+    }
+
     #[tokio::test]
     async fn the_backfill_pages_through_older_grants_and_leaves_out_those_without_offline_access() {
         let (w, sweeper) = sweeping(policy(150));

@@ -216,11 +216,7 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(format!("JWKS endpoint answered {}", response.status()));
         }
-        // Never fresher than the refetch interval, so `max-age=0` cannot turn every
-        // request into a fetch.
-        let max_age = freshness(response.headers())
-            .unwrap_or(DEFAULT_MAX_AGE)
-            .clamp(self.min_refetch_interval, MAX_MAX_AGE);
+        let max_age = kept_for(response.headers(), self.min_refetch_interval);
         let set: RawSet = response.json().await.map_err(|e| format!("JWKS body unusable: {e}"))?;
         let keys: Keys = set
             .keys
@@ -232,6 +228,14 @@ impl JwksCache {
         }
         Ok((keys, max_age))
     }
+}
+
+/// How long a fetched set is kept: its freshness, at most a day, and never less than
+/// the refetch interval, so `max-age=0` cannot turn every request into a fetch.
+fn kept_for(headers: &http::HeaderMap, min_refetch_interval: Duration) -> Duration {
+    freshness(headers)
+        .unwrap_or(DEFAULT_MAX_AGE)
+        .clamp(min_refetch_interval, MAX_MAX_AGE)
 }
 
 /// How long the response stays fresh: its `max-age` less the `Age` a cache in
@@ -274,6 +278,27 @@ mod tests {
     }
 
     #[test]
+    fn a_set_is_kept_between_the_refetch_interval_and_a_day() {
+        let interval = Duration::from_secs(10);
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(kept_for(&headers, interval), Duration::from_secs(300), "no max-age");
+        headers.insert(http::header::CACHE_CONTROL, "max-age=999999".parse().unwrap());
+        assert_eq!(kept_for(&headers, interval), Duration::from_secs(24 * 3600));
+        headers.insert(http::header::CACHE_CONTROL, "max-age=0".parse().unwrap());
+        assert_eq!(kept_for(&headers, interval), interval);
+        headers.insert(http::header::CACHE_CONTROL, "max-age=19800".parse().unwrap());
+        assert_eq!(kept_for(&headers, interval), Duration::from_secs(19800));
+    }
+
+    #[test]
+    fn a_stale_set_is_served_for_a_day_by_default() {
+        let cache = JwksCache::holding(Vec::new());
+        assert_eq!(cache.stale_limit, Duration::from_secs(24 * 3600));
+        let shorter = cache.with_stale_limit(Duration::from_secs(60));
+        assert_eq!(shorter.stale_limit, Duration::from_secs(60));
+    }
+
+    #[test]
     fn a_set_is_served_only_within_its_stale_limit() {
         let now = Instant::now();
         let key = Arc::new(DecodingKey::from_rsa_components("AQAB", "AQAB").unwrap());
@@ -284,7 +309,176 @@ mod tests {
         };
         let limit = Duration::from_secs(60);
         assert!(state.usable("k", now + Duration::from_secs(59), limit).is_some());
+        assert!(state.usable("k", now + limit, limit).is_none(), "the limit is the end");
         assert!(state.usable("k", now + Duration::from_secs(61), limit).is_none());
         assert!(state.usable("other", now, limit).is_none());
+    }
+
+    #[test]
+    fn only_rsa_signing_keys_with_a_kid_are_kept() {
+        let key = |patch: serde_json::Value| {
+            let mut raw =
+                serde_json::json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": "AQAB", "e": "AQAB"});
+            for (name, value) in patch.as_object().unwrap() {
+                if value.is_null() {
+                    raw.as_object_mut().unwrap().remove(name);
+                } else {
+                    raw[name] = value.clone();
+                }
+            }
+            serde_json::from_value::<RawKey>(raw)
+                .unwrap()
+                .rs256()
+                .map(|(kid, _)| kid)
+        };
+        assert_eq!(key(serde_json::json!({})).as_deref(), Some("k1"));
+        assert_eq!(
+            key(serde_json::json!({"alg": null, "use": null})).as_deref(),
+            Some("k1")
+        );
+        for odd in [
+            serde_json::json!({"kty": "EC"}),
+            serde_json::json!({"alg": "RS384"}),
+            serde_json::json!({"use": "enc"}),
+            serde_json::json!({"kid": ""}),
+            serde_json::json!({"kid": null}),
+            serde_json::json!({"n": null}),
+        ] {
+            assert_eq!(key(odd.clone()), None, "{odd}");
+        }
+    }
+
+    /// A JWKS endpoint on loopback: answers every request with one key under `k1`,
+    /// the status and `max-age` it is set to, and counts the requests.
+    #[derive(Default)]
+    struct Endpoint {
+        hits: std::sync::atomic::AtomicU32,
+        failing: std::sync::atomic::AtomicBool,
+        max_age: std::sync::atomic::AtomicU64,
+    }
+
+    impl Endpoint {
+        fn hits(&self) -> u32 {
+            self.hits.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn fail(&self) {
+            self.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    async fn serve(max_age: u64) -> (Arc<Endpoint>, String) {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let endpoint = Arc::new(Endpoint::default());
+        endpoint.max_age.store(max_age, SeqCst);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/certs", listener.local_addr().unwrap());
+        let served = endpoint.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let endpoint = served.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    endpoint.hits.fetch_add(1, SeqCst);
+                    // A failing endpoint still sends a usable body: only the status says no.
+                    let status = if endpoint.failing.load(SeqCst) {
+                        "500 Internal Server Error"
+                    } else {
+                        "200 OK"
+                    };
+                    let body = r#"{"keys":[{"kty":"RSA","kid":"k1","alg":"RS256","use":"sig","n":"AQAB","e":"AQAB"}]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncache-control: public, max-age={}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        endpoint.max_age.load(SeqCst),
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (endpoint, url)
+    }
+
+    fn cache(url: &str, interval_ms: u64) -> JwksCache {
+        let http = crate::outbound::http_client(Duration::from_secs(5));
+        JwksCache::with_refetch_interval(url, http, Duration::from_secs(5), Duration::from_millis(interval_ms))
+    }
+
+    async fn pause(ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    #[tokio::test]
+    async fn a_set_is_kept_for_its_max_age_and_fetched_again_after() {
+        let (kept, url) = serve(3600).await;
+        let long = cache(&url, 100);
+        long.key("k1").await.unwrap();
+        pause(150).await;
+        long.key("k1").await.unwrap();
+        assert_eq!(kept.hits(), 1, "fresh for an hour");
+
+        let (brief, url) = serve(0).await;
+        let short = cache(&url, 100);
+        short.key("k1").await.unwrap();
+        pause(150).await;
+        short.key("k1").await.unwrap();
+        assert_eq!(brief.hits(), 2, "max-age=0 is kept for the refetch interval only");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_fetches_again_but_never_within_the_interval() {
+        let (endpoint, url) = serve(3600).await;
+        let keys = cache(&url, 300);
+        keys.key("k1").await.unwrap();
+        assert_eq!(keys.key("k9").await.err(), Some(JwksError::UnknownKid));
+        assert_eq!(endpoint.hits(), 1);
+        pause(400).await;
+        assert_eq!(keys.key("k9").await.err(), Some(JwksError::UnknownKid));
+        assert_eq!(endpoint.hits(), 2, "Google may have rotated its keys");
+    }
+
+    #[tokio::test]
+    async fn a_stale_set_is_served_at_once_while_the_endpoint_fails() {
+        let (endpoint, url) = serve(0).await;
+        let keys = cache(&url, 1000);
+        keys.key("k1").await.unwrap();
+        pause(1100).await;
+        endpoint.fail();
+        assert!(keys.key("k1").await.is_ok(), "the cached key");
+        assert_eq!(endpoint.hits(), 2, "one attempt, no retries, for a stale set");
+        assert_eq!(
+            keys.key("k9").await.err(),
+            Some(JwksError::UnknownKid),
+            "within the interval and the stale limit: the set still speaks"
+        );
+        assert_eq!(endpoint.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn past_its_stale_limit_a_set_is_not_served_and_a_failing_endpoint_is_unavailable() {
+        let (endpoint, url) = serve(0).await;
+        let keys = cache(&url, 1000).with_stale_limit(Duration::from_millis(1));
+        keys.key("k1").await.unwrap();
+        pause(1100).await;
+        endpoint.fail();
+        assert!(matches!(keys.key("k1").await, Err(JwksError::Unavailable(_))));
+        assert_eq!(
+            endpoint.hits(),
+            1 + crate::outbound::MAX_ATTEMPTS,
+            "retried: nothing to fall back on"
+        );
+        assert!(
+            matches!(keys.key("k1").await, Err(JwksError::Unavailable(_))),
+            "backing off, and no set to vouch for"
+        );
+        assert_eq!(endpoint.hits(), 1 + crate::outbound::MAX_ATTEMPTS);
     }
 }

@@ -11,7 +11,7 @@ use data_encoding::BASE64URL_NOPAD;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
 
-use super::id_token::{IdTokenVerifier, unix_now};
+use super::id_token::{CLOCK_SKEW_SECS, IdTokenVerifier, unix_now};
 use super::jwks::JwksCache;
 use super::risc::SecurityEventVerifier;
 use crate::identity::Rejection;
@@ -99,6 +99,22 @@ async fn a_valid_id_token_names_its_user_and_expiry() {
     assert!(identity.profile.email_verified, "Google's string form of the flag");
     assert_eq!(identity.profile.hd.as_deref(), Some("example.com"));
     assert_eq!(identity.expires_at, c["exp"].as_i64().unwrap());
+}
+
+#[test]
+fn a_token_of_another_algorithm_is_refused_by_the_decoder_too() {
+    // The header check refuses it first; the decoder's own refusal names it the same.
+    let token = sign_with(&keys().0, &json!({"alg": "HS256", "kid": "k1"}), &claims(json!({})));
+    let validation = super::jwt::validation(&["exp"]);
+    let answer = super::jwt::verified_claims::<Value>(&token, &decoding(&keys().0), &validation);
+    assert!(matches!(answer, Err(Rejection::UnsupportedAlgorithm(_))), "{answer:?}");
+}
+
+#[tokio::test]
+async fn an_id_token_issued_at_the_edge_of_the_clock_skew_is_accepted() {
+    let edge = unix_now() + CLOCK_SKEW_SECS as i64;
+    let answer = id_token_answer(header(), json!({"iat": edge, "exp": edge + 3600})).await;
+    assert_eq!(answer.as_deref(), Ok("110169484474386276334"));
 }
 
 #[tokio::test]
@@ -379,7 +395,15 @@ async fn a_security_event_token_is_google_s_for_us_and_recent() {
     assert!(invalid(security_event(set.clone(), json!({"iat": null})).await));
     assert!(invalid(security_event(set.clone(), json!({"jti": ""})).await));
     assert!(invalid(security_event(set.clone(), json!({"events": {}})).await));
-    assert!(security_event(set, json!({"iat": now - 6 * 24 * 3600})).await.is_ok());
+    assert!(
+        security_event(set.clone(), json!({"iat": now - 6 * 24 * 3600}))
+            .await
+            .is_ok()
+    );
+    // The edges hold: exactly the clock skew ahead, exactly seven days old.
+    let skew = CLOCK_SKEW_SECS as i64;
+    assert!(security_event(set.clone(), json!({"iat": now + skew})).await.is_ok());
+    assert!(security_event(set, json!({"iat": now - 7 * 24 * 3600})).await.is_ok());
     let v = SecurityEventVerifier::new(WEB, RISC_ISSUER, jwks());
     assert!(invalid(v.verify("not a token").await));
 }
@@ -402,6 +426,15 @@ async fn a_token_subject_is_looked_up_by_its_identifier_only() {
             "1//0abcdefghijkl"
         )))
     );
+    let hashed = crate::grant::TokenIds::of(&crate::secret::Secret::new("1//0abcdefghijklmnop")).hash;
+    let by_hash = security_event(
+        header(),
+        with(json!({"subject_type": "oauth_token", "token_type": "refresh_token",
+                    "token_identifier_alg": "hash_base64_sha512_sha512", "token": hashed})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(subject(by_hash), Subject::Token(TokenLookup::Hash(hashed)));
     for odd in [
         json!({"subject_type": "oauth_token", "token_type": "access_token", "token_identifier_alg": "prefix", "token": "x"}),
         json!({"subject_type": "oauth_token", "token_identifier_alg": "sha1", "token": "x"}),

@@ -292,3 +292,17 @@ fn the_last_use_of_an_older_grant_is_its_last_write() {
     assert_eq!(rfc3339(at(T0).replace_nanosecond(5).unwrap()), "2030-03-17T17:46:40Z");
     assert_eq!(unix_rfc3339(T0).as_deref(), Some("2030-03-17T17:46:40Z"));
 }
+
+#[test]
+fn a_ciphertext_shows_only_its_length() {
+    assert_eq!(format!("{:?}", Ciphertext(vec![7; 12])), "Ciphertext(12 bytes)");
+}
+
+#[test]
+fn a_grant_without_a_refresh_token_can_still_be_marked_dead_once() {
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let online = Grant::authorized(None, &profile("u"), &openid, None, at(T0));
+    let dead = online.dead("risc:account-disabled", at(T0 + 1)).unwrap();
+    assert_eq!(dead.status, GrantStatus::ReauthorizationRequired);
+    assert!(dead.dead("risc:account-disabled", at(T0 + 2)).is_none());
+}
