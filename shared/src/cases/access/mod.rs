@@ -59,21 +59,12 @@ impl AccessTokens {
         self
     }
 
-    pub fn with_cache(mut self, cache: TokenCache) -> Self {
-        self.cache = cache;
-        self
-    }
-
     pub fn grants(&self) -> &Arc<dyn GrantStore> {
         &self.grants
     }
 
     pub fn ambient(&self) -> &Ambient {
         &self.ambient
-    }
-
-    pub fn cache(&self) -> &TokenCache {
-        &self.cache
     }
 
     /// The grant of `sub` if it can act offline: stored (or `known`, read for this
