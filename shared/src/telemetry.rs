@@ -113,6 +113,19 @@ pub async fn invocation<F: Future>(handler: F) -> F::Output {
         .await
 }
 
+/// The sum of the values `name` was recorded with so far in this invocation (unit
+/// tests of the use cases: an alarmed metric is part of the contract).
+#[cfg(test)]
+pub(crate) fn recorded(name: &str) -> f64 {
+    PENDING.with(|pending| {
+        let pending = pending.borrow();
+        let all = pending.0.iter().flat_map(|(_, set)| set.iter());
+        all.filter(|series| series.name == name)
+            .flat_map(|series| series.values.iter())
+            .sum()
+    })
+}
+
 fn record(name: &str, value: f64, unit: &'static str, endpoint: Option<&str>) {
     let gathered = PENDING.try_with(|pending| pending.borrow_mut().add(name, value, unit, endpoint));
     if gathered.is_err() {

@@ -359,6 +359,27 @@ async fn a_use_at_google_is_recorded_at_most_daily_without_a_new_version() {
 }
 
 #[tokio::test]
+async fn a_sign_in_whose_refresh_token_ends_within_seven_days_is_counted_for_its_alarm() {
+    use crate::telemetry::{invocation, recorded};
+    let w = world();
+    let sign_in = |sub: &'static str, days: i64| {
+        let w = &w;
+        async move {
+            let code = format!("c-{sub}");
+            w.google
+                .code_with_lifetime(&code, sub, &["openid"], Some(&format!("rt-{sub}")), Some(days * DAY));
+            invocation(async {
+                w.sign_in.exchange(&Secret::new(&code), "postmessage").await.unwrap();
+                recorded("GrantExpiresSoon")
+            })
+            .await
+        }
+    };
+    assert_eq!(sign_in("testing", 7).await, 1.0, "a Testing app's 7-day token");
+    assert_eq!(sign_in("chosen", 30).await, 0.0);
+}
+
+#[tokio::test]
 async fn time_limited_access_is_recorded_and_a_plain_sign_in_clears_it() {
     let w = world();
     w.google
