@@ -37,6 +37,8 @@ pub struct SecurityEventVerifier {
     jwks: JwksCache,
     issuer: String,
     validation: jsonwebtoken::Validation,
+    /// The clock `iat` is judged by (Unix seconds); the machine's, but for tests.
+    clock: fn() -> i64,
 }
 
 impl SecurityEventVerifier {
@@ -50,7 +52,15 @@ impl SecurityEventVerifier {
             jwks,
             issuer: issuer.to_owned(),
             validation,
+            clock: unix_now,
         }
+    }
+
+    /// Judges `iat` by `clock` instead of the machine's (tests at the edges).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub async fn verify(&self, token: &str) -> Result<SecurityEvent, RiscRejection> {
@@ -74,7 +84,7 @@ impl SecurityEventVerifier {
             other => RiscRejection::AuthenticationFailed(other.to_string()),
         })?;
         let iat = claims.iat.ok_or_else(|| invalid("iat missing"))?;
-        let now = unix_now();
+        let now = (self.clock)();
         if iat > now.saturating_add(CLOCK_SKEW_SECS as i64) || now.saturating_sub(iat) > MAX_AGE_SECS {
             return Err(invalid("iat is more than 7 days old or in the future"));
         }

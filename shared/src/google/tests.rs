@@ -409,6 +409,19 @@ async fn a_security_event_token_is_google_s_for_us_and_recent() {
 }
 
 #[tokio::test]
+async fn a_security_event_issued_exactly_seven_days_ago_is_still_accepted() {
+    const NOW: i64 = 1_900_000_000;
+    let set = json!({"alg": "RS256", "kid": "k1", "typ": "secevent+jwt"});
+    let v = SecurityEventVerifier::new(WEB, RISC_ISSUER, jwks()).with_clock(|| NOW);
+    let at = |iat: i64| sign_with(&keys().0, &set, &risc_claims(json!({"iat": iat})));
+    assert!(v.verify(&at(NOW - 7 * 24 * 3600)).await.is_ok());
+    assert!(invalid(v.verify(&at(NOW - 7 * 24 * 3600 - 1)).await));
+    let skew = CLOCK_SKEW_SECS as i64;
+    assert!(v.verify(&at(NOW + skew)).await.is_ok());
+    assert!(invalid(v.verify(&at(NOW + skew + 1)).await));
+}
+
+#[tokio::test]
 async fn a_token_subject_is_looked_up_by_its_identifier_only() {
     let oauth = "https://schemas.openid.net/secevent/oauth/event-type/token-revoked";
     let with = |subject: Value| json!({"events": {oauth: {"subject": subject}}});
