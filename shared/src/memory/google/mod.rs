@@ -11,13 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 mod calendar;
+mod identity;
 use serde_json::Value;
 
-use crate::identity::{Profile, Rejection, VerifiedIdentity};
-use crate::ports::{Clock, IdTokens, TokenEndpoint};
+use crate::ports::{Clock, TokenEndpoint};
 use crate::secret::Secret;
 use crate::system::SystemClock;
-use crate::types::{IdToken, ScopeSet, Sub};
+use crate::types::{IdToken, ScopeSet};
 use crate::upstream::{CalendarError, TokenError, TokenGrant};
 
 pub struct FakeGoogle {
@@ -236,25 +236,6 @@ fn revoke_grant(state: &mut State, sub: &str) -> bool {
     state.live_refresh.retain(|_, r| r.sub != sub);
     state.live_access.retain(|_, (owner, _)| owner != sub);
     before != state.live_refresh.len() + state.live_access.len()
-}
-
-#[async_trait]
-impl IdTokens for FakeGoogle {
-    async fn verify(&self, token: &IdToken) -> Result<VerifiedIdentity, Rejection> {
-        let raw = token.as_str().split('.').nth(1).unwrap_or_default();
-        if raw.starts_with("forged") {
-            return Err(Rejection::BadSignature);
-        }
-        let sub = Sub::parse(raw).ok_or_else(|| Rejection::MissingClaim("sub".into()))?;
-        Ok(VerifiedIdentity {
-            profile: Profile {
-                email: Some(format!("{sub}@example.com")),
-                email_verified: true,
-                ..Profile::bare(sub)
-            },
-            expires_at: 4_000_000_000,
-        })
-    }
 }
 
 #[async_trait]
