@@ -2471,7 +2471,7 @@ def cost_section(results, compare):
         return []
     p = costs["prices"]
     lines = [
-        "### Full cost per million operations",
+        "### Full cost per million operations in this run",
         "",
         f"Every service an operation touches, counted from the calls the bench observes, at list prices"
         f" (us-east-1, as of {p['as_of']}, no free tier): Lambda ${p['lambda_request'] * 1e6:.2f} per million"
@@ -2539,7 +2539,7 @@ def fleet_section(results, compare):
         return []
     rounds = next(iter(fleet.values()))[0]["rounds"]
     lines = [
-        "### One refresh for the whole fleet",
+        "### One refresh for the whole fleet in this run",
         "",
         f"K environments of one function (each a process with its own Runtime API, as Lambda runs K"
         f" environments) handed a request for the same user at the same moment; {rounds} rounds per K,"
