@@ -21,28 +21,47 @@ binary, each behind a loopback proxy that counts and times every call:
     (arm64 price), warm and cold (init is billed);
   * calls per operation to Google (the emulator's /emulator/hits), DynamoDB, KMS and
     EventBridge (X-Amz-Target as seen by the proxy in front of moto);
+  * what each call is billed as (the proxy in front of moto keeps a copy of every
+    item it has seen written, so each DynamoDB call is counted in read and write
+    request units from the sizes of the items it reads or changes, index writes
+    included; EventBridge entries in 64 KB events), and from that and the Lambda,
+    SQS, API Gateway and CloudWatch Logs charges the bench can see, the full cost
+    per million operations (sign-in, Calendar event, job, vend) at list prices;
   * worker: a batch of jobs for distinct users with a slow Calendar, to prove the
     jobs of a batch run concurrently.
 
 HTTP functions get API Gateway HTTP API (v2) events; `worker` an SQS event, `tokens`
-a direct invocation payload, `publisher` DynamoDB stream records read from moto's
-stream of the bench's own table.
+a direct invocation payload, `sweeper` the `{}` of its schedule over a table of the
+bench's users, `publisher` DynamoDB stream records read from moto's stream of the
+bench's own table, in the shape Lambda's event source mapping delivers them.
 
 With --compare DIR, every function is run from two builds side by side, DIR's
 binaries ("before") and --release-dir's ("after"): cold starts interleaved (A B, B A,
-...) and the two warm containers taking turns invocation by invocation.
+...) and the two warm containers taking turns invocation by invocation. A function
+DIR has no binary of (one added since) is measured for the second build alone.
+
+--fleet measures the fleet alone (a full run measures it too, after the functions):
+K separate `tokens` environments (and then `worker` ones), each a process with its
+own Runtime API as Lambda runs K environments, all handed a request for the same
+user at the same moment, over several rounds with a fresh user each: refreshes per
+user at Google, KMS and DynamoDB calls per vend, and the latency of the environment
+that refreshed and of those that did not.
 
 Only the Python standard library is used, except boto3 (from .venv) to create the
-table, the KMS key and the event bus. Everything listens on and connects to
+table, the KMS key and the event bus, and PyYAML (there too, with moto) to read
+template.yaml. Everything listens on and connects to
 127.0.0.1 only, and every loop is bounded in count and time.
 """
 
 import argparse
+import base64
+import hashlib
 import http.client
 import json
 import math
 import os
 import queue
+import re
 import shutil
 import statistics
 import subprocess
@@ -60,9 +79,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import devstack  # noqa: E402  (the table exactly as infra/dev creates it)
 
 # Display order.
-FUNCTIONS = ["exchange", "upgrade", "events", "account", "risc", "worker", "tokens", "publisher"]
-# risc's security events revoke the bench users' tokens: it runs last.
-RUN_ORDER = ["exchange", "upgrade", "events", "account", "worker", "tokens", "publisher", "risc"]
+FUNCTIONS = ["exchange", "upgrade", "events", "account", "risc", "worker", "tokens", "publisher", "sweeper"]
+# risc's security events revoke the bench users' tokens: it runs last. The sweeper runs
+# over the grants the others wrote, and the publisher over the stream of all of them.
+RUN_ORDER = ["exchange", "upgrade", "events", "account", "worker", "tokens", "sweeper", "publisher", "risc"]
 HTTP_FUNCTIONS = {"exchange", "upgrade", "events", "account", "risc"}
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 BASE_SCOPES = [
@@ -81,12 +101,35 @@ INVOKE_TIMEOUT_S = 20.0
 INIT_TIMEOUT_S = 10.0
 RUN_DEADLINE_S = 60 * 60
 
-# The template's MemorySize and the arm64 price (us-east-1, first tier) of
-# https://aws.amazon.com/lambda/pricing/: duration is billed per 1 ms, rounded up,
-# init included; each request costs $0.20 per million.
+# The template's MemorySize without a capacity provider (read from template.yaml at
+# start; this is the fallback).
 MEMORY_MB = 128
+
+# List prices in us-east-1 (first tier, no free tier), as published on the AWS pricing
+# pages on PRICES_AS_OF. Lambda: https://aws.amazon.com/lambda/pricing/ (arm64; duration
+# billed per 1 ms rounded up, init included for custom runtimes). DynamoDB on-demand:
+# https://aws.amazon.com/dynamodb/pricing/on-demand/ (the prices of 1 November 2024).
+# KMS: https://aws.amazon.com/kms/pricing/ ($0.03 per 10,000 requests). SQS:
+# https://aws.amazon.com/sqs/pricing/ (standard queue, each 64 KB chunk of a request's
+# payload is a request). EventBridge: https://aws.amazon.com/eventbridge/pricing/
+# (custom events, each 64 KB chunk of an entry is an event). API Gateway:
+# https://aws.amazon.com/api-gateway/pricing/ (HTTP APIs, first 300 million a month,
+# per 512 KB). CloudWatch Logs: https://aws.amazon.com/cloudwatch/pricing/ (ingestion,
+# Lambda's logs at their first tier).
+PRICES_AS_OF = "2026-12-03"
 ARM64_USD_PER_GB_S = 0.0000133334
 USD_PER_MILLION_REQUESTS = 0.20
+PRICES = {
+    "lambda_request": 0.20e-6,
+    "lambda_gb_s": ARM64_USD_PER_GB_S,
+    "ddb_rru": 0.125e-6,
+    "ddb_wru": 0.625e-6,
+    "kms_request": 0.03 / 10_000,
+    "sqs_request": 0.40e-6,
+    "eventbridge_event": 1.00e-6,
+    "http_api_request": 1.00e-6,
+    "logs_gb": 0.50,
+}
 
 # worker: one batch of this many jobs, one per user, with every Calendar insert
 # delayed this long; run one after the other they would take >= jobs x delay.
@@ -94,6 +137,26 @@ BATCH_JOBS = 10
 # Full batches per worker container for the CPU per job in a batch.
 BATCH_ROUNDS = 40
 BATCH_INSERT_DELAY_MS = 200
+
+# The fleet (--fleet): K environments per fleet, rounds per K (each with a fresh user).
+FLEET_SIZES = (1, 8, 32)
+FLEET_ROUNDS = 5
+FLEET_FUNCTIONS = ("tokens", "worker")
+
+# Google calls per warm operation (mean over 400 invocations over 10 users) and in a
+# cold process's first invocation, of the build of 165b75f (the commit before the
+# return to the AWS SDK and the fleet's shared tokens; its BENCHMARKS.md): "no more
+# Google calls than before" when no --compare build is measured beside this one.
+GOOGLE_CALLS_BEFORE = {
+    "exchange": (1.0, 2),
+    "upgrade": (1.0, 2),
+    "events": (1.022, 3),
+    "account": (0.0, 1),
+    "risc": (0.0, 1),
+    "worker": (1.022, 2),
+    "tokens": (0.022, 1),
+    "publisher": (0.0, 0),
+}
 
 DDB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
 DDB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -230,15 +293,17 @@ def path_only(handler):
 class Proxy:
     """Forwards every request to `upstream`, counts it under `key_of(request)` and
     adds the time the upstream took to answer to `busy` (seconds): what a function
-    waits for, as opposed to its own work."""
+    waits for, as opposed to its own work. With a `ledger`, every call is also
+    counted in what it is billed as (see Ledger)."""
 
-    def __init__(self, upstream, key_of):
+    def __init__(self, upstream, key_of, ledger=None):
         up = urlsplit(upstream)
         if up.hostname != LOOPBACK:
             raise ValueError(f"refusing a non-loopback upstream: {upstream}")
         self.counts = Counter()
         self.busy = 0.0
         self.lock = threading.Lock()
+        self.ledger = ledger
         # While set: every request as received, in order (for the C floor's replay).
         self.captured = None
         proxy = self
@@ -264,17 +329,25 @@ class Proxy:
                         raw = f"{self.requestline}\r\n{head}\r\n".encode() + body
                         proxy.captured.append((self.server.server_address[1], raw))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                # A write holds its item's ledger lock until it is counted, so the
+                # ledger sees the writes of one item in the order moto applied them.
+                ticket = proxy.ledger.begin(key_of(self), body) if proxy.ledger else None
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
                 try:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                    if ticket is not None:
+                        # Counted before the answer goes out, like the call itself.
+                        proxy.ledger.finish(ticket, resp.status, data)
                     self.send_response_only(resp.status, resp.reason)
                     for name, value in resp.getheaders():
                         if name.lower() not in HOP_BY_HOP:
                             self.send_header(name, value)
                 finally:
                     conn.close()
+                    if ticket is not None:
+                        proxy.ledger.release(ticket)
                 self.send_header("Content-Length", str(len(data)))
                 with proxy.lock:
                     proxy.busy += time.perf_counter() - started
@@ -321,7 +394,330 @@ class Upstreams:
     def snapshot(self):
         aws, aws_busy = self.aws.snapshot()
         _, google_busy = self.google_proxy.snapshot()
-        return {"google": self.google.hits(), "aws": aws, "busy": aws_busy + google_busy}
+        units = self.aws.ledger.snapshot() if self.aws.ledger else Counter()
+        return {"google": self.google.hits(), "aws": aws, "busy": aws_busy + google_busy, "units": units}
+
+
+# ------------------------------------------------------------ what calls cost
+
+
+def number_size(text):
+    """DynamoDB's size of a number: about 1 byte per two significant digits, plus 1."""
+    digits = text.strip().lstrip("+-").lower().split("e")[0].replace(".", "").strip("0")
+    return 1 + (len(digits) + 1) // 2
+
+
+def value_size(value):
+    """DynamoDB's size of one attribute value (its name not included): UTF-8 bytes of
+    a string, raw bytes of a binary, 1 for a boolean or null, the sum of a set's
+    members, 3 plus 1 per element (and a map's names) for a list or map."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return number_size(v)
+    if kind == "B":
+        return len(base64.b64decode(v))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "NS":
+        return sum(number_size(x) for x in v)
+    if kind == "BS":
+        return sum(len(base64.b64decode(x)) for x in v)
+    if kind == "L":
+        return 3 + sum(1 + value_size(x) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(x) for k, x in v.items())
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item):
+    """An item's size as DynamoDB bills it: every attribute's name and value."""
+    return sum(len(name.encode()) + value_size(v) for name, v in (item or {}).items())
+
+
+def canonical(item):
+    """An item as text that compares equal whatever order its sets come in."""
+    if item is None:
+        return None
+
+    def norm(value):
+        ((kind, v),) = value.items()
+        if kind in ("SS", "NS", "BS"):
+            return {kind: sorted(v)}
+        if kind == "L":
+            return {kind: [norm(x) for x in v]}
+        if kind == "M":
+            return {kind: {k: norm(x) for k, x in v.items()}}
+        return value
+
+    return json.dumps({k: norm(v) for k, v in item.items()}, sort_keys=True)
+
+
+def read_units(size, consistent):
+    """Read request units of one read of `size` bytes: 1 per 4 KB (at least one 4 KB),
+    half that when eventually consistent."""
+    return max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
+
+
+def write_units(size):
+    """Write request units of one write of `size` bytes: 1 per 1 KB, at least 1."""
+    return max(1, math.ceil(size / 1024))
+
+
+# A clause keyword, not a `#name` or `:value` placeholder that happens to spell one.
+UPDATE_CLAUSE = re.compile(r"(?<![#:\w])(SET|REMOVE|ADD|DELETE)\b", re.IGNORECASE)
+PLACEHOLDER = re.compile(r"^:[A-Za-z0-9_]+$")
+
+
+def apply_update(item, request):
+    """The item after an UpdateItem of the forms the functions send (`SET a = :v, ...`,
+    `REMOVE a, ...`, names as `#n` or plain); None for any other form."""
+    expression = request.get("UpdateExpression")
+    if not expression or "(" in expression:
+        return None
+    names = request.get("ExpressionAttributeNames") or {}
+    values = request.get("ExpressionAttributeValues") or {}
+
+    def name_of(token):
+        token = token.strip()
+        if token.startswith("#"):
+            return names.get(token)
+        return token if re.fullmatch(r"[A-Za-z0-9_]+", token) else None
+
+    out = dict(item or {})
+    out.update(request["Key"])
+    parts = UPDATE_CLAUSE.split(expression)
+    if parts[0].strip():
+        return None
+    for clause, body in zip(parts[1::2], parts[2::2]):
+        clause = clause.upper()
+        for part in body.split(","):
+            if clause == "SET":
+                target, _, source = part.partition("=")
+                name, source = name_of(target), source.strip()
+                if name is None or not PLACEHOLDER.match(source) or source not in values:
+                    return None
+                out[name] = values[source]
+            elif clause == "REMOVE":
+                name = name_of(part)
+                if name is None:
+                    return None
+                out.pop(name, None)
+            else:
+                return None
+    return out
+
+
+class Ledger:
+    """What each call through the proxy in front of moto is billed as, counted from the
+    call and the items it reads or changes. The proxy keeps a copy of every item of the
+    table as the writes it forwarded left it (the table starts empty and every write
+    goes through the proxy; `verify` compares the copy with moto's table at the end).
+
+    Counting rule (DynamoDB on-demand): a read is 1 read request unit per 4 KB of what
+    it reads, at least one 4 KB, half that when eventually consistent (every index
+    query is); a BatchGetItem counts each item it reads (or each key it finds nothing
+    for) alone; a Query or Scan counts the summed size of the items it reads. A write is
+    1 write request unit per 1 KB of the larger of the item before and after it (at least
+    1), plus, for each global secondary index, 1 per 1 KB of each index entry it puts or
+    deletes: 1 when the item enters or leaves the index, 2 when the index key changes
+    (delete and put), 0 when the entry stays as it is (every index of the table projects
+    keys only). A conditional write whose condition fails is still 1 per 1 KB of the item
+    it checked. Errors other than a failed condition are not counted. Successful writes
+    that change the item are stream records; those of grant items (`grant#`) are what
+    the stream filter hands to `publisher`.
+    EventBridge: each PutEvents entry the bus accepts is 1 event per 64 KB (its Time as
+    14 bytes, Source, DetailType, Detail and Resources)."""
+
+    def __init__(self, table, table_props, upstream):
+        self.table = table
+        self.upstream = upstream
+        self.key_names = [k["AttributeName"] for k in table_props["KeySchema"]]
+        self.indexes = []
+        for index in table_props.get("GlobalSecondaryIndexes") or []:
+            projection = index.get("Projection") or {}
+            self.indexes.append(
+                (
+                    [k["AttributeName"] for k in index["KeySchema"]],
+                    projection.get("ProjectionType", "ALL"),
+                    projection.get("NonKeyAttributes") or [],
+                )
+            )
+        self.images = {}
+        self.lock = threading.Lock()
+        self.item_locks = {}
+        self.units = Counter()
+        self.problems = Counter()
+
+    def snapshot(self):
+        with self.lock:
+            return Counter(self.units)
+
+    def _key(self, item):
+        return json.dumps([item.get(k) for k in self.key_names], sort_keys=True)
+
+    def begin(self, target, body):
+        service, _, operation = target.partition(".")
+        if (service, operation) not in (("AWSEvents", "PutEvents"),) and service != "DynamoDB_20120810":
+            return None
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        ticket = {"operation": operation, "request": request, "lock": None}
+        if service == "DynamoDB_20120810" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            if request.get("TableName") != self.table:
+                return None
+            key = self._key(request["Item"] if operation == "PutItem" else request["Key"])
+            with self.lock:
+                lock = self.item_locks.setdefault(key, threading.Lock())
+            lock.acquire()
+            ticket.update(lock=lock, key=key)
+            with self.lock:
+                ticket["before"] = self.images.get(key)
+        return ticket
+
+    def release(self, ticket):
+        if ticket["lock"] is not None:
+            ticket["lock"].release()
+            ticket["lock"] = None
+
+    def finish(self, ticket, status, data):
+        try:
+            response = json.loads(data or b"{}") if data else {}
+            counted, image = self._count(ticket, status, response)
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
+            with self.lock:
+                self.problems[f"{ticket['operation']}: {type(err).__name__}"] += 1
+            return
+        with self.lock:
+            self.units.update(counted)
+            if image is not None:
+                key, after = image
+                if after is None:
+                    self.images.pop(key, None)
+                else:
+                    self.images[key] = after
+
+    def _count(self, ticket, status, response):
+        op, request = ticket["operation"], ticket["request"]
+        units = Counter()
+        if op == "PutEvents":
+            if status != 200:
+                return units, None
+            for sent, answer in zip(request.get("Entries") or [], response.get("Entries") or []):
+                if answer.get("ErrorCode"):
+                    continue
+                size = 14 if sent.get("Time") is not None else 0
+                size += sum(len((sent.get(k) or "").encode()) for k in ("Source", "DetailType", "Detail"))
+                size += sum(len(r.encode()) for r in sent.get("Resources") or [])
+                units["eventbridge_events"] += max(1, math.ceil(size / 65536))
+                units["eventbridge_entries"] += 1
+            return units, None
+        if op in ("GetItem", "BatchGetItem", "Query", "Scan"):
+            if status == 200:
+                units["ddb_rru"] += self._read_units(op, request, response)
+            return units, None
+        if op not in ("PutItem", "UpdateItem", "DeleteItem"):
+            units["ddb_other_calls"] += 1
+            return units, None
+        before = ticket["before"]
+        if status != 200:
+            if "ConditionalCheckFailed" in str(response.get("__type", "")):
+                units["ddb_wru"] += write_units(item_size(before))
+                units["ddb_conditions_failed"] += 1
+            return units, None
+        if op == "PutItem":
+            after = request["Item"]
+        elif op == "DeleteItem":
+            after = None
+        else:
+            after = apply_update(before, request)
+            if after is None:
+                # A form apply_update does not know: read what moto stored.
+                units["ledger_reads"] += 1
+                got = aws_json(
+                    self.upstream,
+                    "DynamoDB_20120810.GetItem",
+                    {"TableName": self.table, "Key": request["Key"], "ConsistentRead": True},
+                )
+                after = got.get("Item")
+        units["ddb_wru"] += write_units(max(item_size(before), item_size(after)))
+        units["ddb_wru_index"] += self._index_units(before, after)
+        if canonical(before) != canonical(after):
+            units["stream_records"] += 1
+            pk = (after or before or {}).get(self.key_names[0], {}).get("S", "")
+            if pk.startswith("grant#"):
+                units["stream_grant_records"] += 1
+        return units, (ticket["key"], after)
+
+    def _read_units(self, op, request, response):
+        if op == "GetItem":
+            return read_units(item_size(response.get("Item")), bool(request.get("ConsistentRead")))
+        if op == "BatchGetItem":
+            total = 0.0
+            for table, wanted in (request.get("RequestItems") or {}).items():
+                consistent = bool(wanted.get("ConsistentRead"))
+                found = (response.get("Responses") or {}).get(table) or []
+                left = len(((response.get("UnprocessedKeys") or {}).get(table) or {}).get("Keys") or [])
+                total += sum(read_units(item_size(item), consistent) for item in found)
+                total += max(0, len(wanted.get("Keys") or []) - len(found) - left) * read_units(0, consistent)
+            return total
+        items = response.get("Items") or []
+        size = sum(item_size(item) for item in items)
+        scanned = response.get("ScannedCount", len(items))
+        if scanned > len(items):
+            # Items a filter dropped were read too: counted at the mean size of the rest.
+            size += (scanned - len(items)) * (size / len(items) if items else 100)
+        consistent = bool(request.get("ConsistentRead")) and not request.get("IndexName")
+        return read_units(size, consistent)
+
+    def _entry(self, item, index):
+        keys, projection, extra = index
+        if item is None or any(k not in item for k in keys):
+            return None
+        if projection == "ALL":
+            return item
+        names = set(self.key_names) | set(keys) | (set(extra) if projection == "INCLUDE" else set())
+        return {k: v for k, v in item.items() if k in names}
+
+    def _index_units(self, before, after):
+        total = 0
+        for index in self.indexes:
+            old, new = self._entry(before, index), self._entry(after, index)
+            if old is None and new is None:
+                continue
+            if old is None or new is None:
+                total += write_units(item_size(old if new is None else new))
+                continue
+            keys = index[0]
+            if any(canonical({k: before[k]}) != canonical({k: after[k]}) for k in keys):
+                total += write_units(item_size(old)) + write_units(item_size(new))
+            elif canonical(old) != canonical(new):
+                total += write_units(item_size(new))
+        return total
+
+    def verify(self):
+        """Compares the ledger's copy with moto's table: (items, items that differ)."""
+        actual = {}
+        start = None
+        for _ in range(10_000):
+            body = {"TableName": self.table, "ConsistentRead": True}
+            if start:
+                body["ExclusiveStartKey"] = start
+            page = aws_json(self.upstream, "DynamoDB_20120810.Scan", body)
+            for item in page.get("Items") or []:
+                actual[self._key(item)] = canonical(item)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        with self.lock:
+            kept = {k: canonical(v) for k, v in self.images.items()}
+        differ = sum(1 for k in set(actual) | set(kept) if actual.get(k) != kept.get(k))
+        return {"items": len(actual), "differ": differ, "problems": dict(self.problems)}
 
 
 # ------------------------------------------------------- Lambda Runtime API
@@ -460,6 +856,7 @@ class Container:
             }
         )
         self.log = open(log_path, "ab")
+        self.last_response = None
         self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen(
             [bootstrap],
@@ -486,8 +883,16 @@ class Container:
 
     def invoke(self, event):
         """(response JSON, latency ms: event handed over -> response in)."""
+        return self.collect(self.submit(event))
+
+    def submit(self, event):
+        """Queues `event` for the next `next` poll; its request id, for `collect`."""
         request_id = str(uuid.uuid4())
         self.api.events.put((request_id, json.dumps(event).encode()))
+        return request_id
+
+    def collect(self, request_id):
+        """(response JSON, latency ms) of a submitted event, once it is answered."""
         deadline = time.perf_counter() + INVOKE_TIMEOUT_S
         with self.api.cond:
             while request_id not in self.api.results:
@@ -505,6 +910,7 @@ class Container:
 
     def checked(self, event, check, what="invocation"):
         response, latency = self.invoke(event)
+        self.last_response = response
         problem = check(response)
         if problem:
             self.fail(f"{what}: {problem}")
@@ -620,6 +1026,12 @@ def expect_no_failures(response):
     return f"expected no batchItemFailures: {str(response)[:300]}"
 
 
+def expect_swept(response):
+    if isinstance(response.get("expiring"), int) and response.get("more") is False:
+        return None
+    return f"expected a complete sweep: {str(response)[:300]}"
+
+
 def expect_token(response):
     # Never print the token; an error payload holds none.
     if isinstance(response.get("access_token"), str) and response.get("token_type") == "Bearer":
@@ -649,9 +1061,11 @@ def sqs_event(bodies):
                 "attributes": {
                     "ApproximateReceiveCount": "1",
                     "SentTimestamp": now_ms,
+                    "SenderId": "AROAEXAMPLEBACKEND:backend",
                     "ApproximateFirstReceiveTimestamp": now_ms,
                 },
                 "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-jobs",
                 "awsRegion": "us-east-1",
@@ -677,7 +1091,10 @@ class Flows:
 
     def event(self, function, i):
         """(event, check): `check(response)` is None when the answer is the expected one."""
-        sub = user(i % self.users)
+        return self.event_for(function, user(i % self.users), i)
+
+    def event_for(self, function, sub, i):
+        """The same for the user `sub`; `i` numbers the request (its Calendar event)."""
         g = self.google
         if function == "exchange":
             code = g.code(sub, BASE_SCOPES, consent=True)
@@ -709,6 +1126,9 @@ class Flows:
             return sqs_event([job(sub, i)]), expect_no_failures
         if function == "tokens":
             return {"sub": sub, "scopes": [CALENDAR_EVENTS]}, expect_token
+        if function == "sweeper":
+            # What its schedule sends.
+            return {}, expect_swept
         if function == "publisher":
             if not self.stream_records:
                 raise SystemExit("bench: publisher: the table's stream holds no grant record")
@@ -746,6 +1166,8 @@ def call_delta(before, after):
         "eventbridge_by_operation": bus,
         "other_aws": {k: v for k, v in aws.items() if not k.startswith(known)},
         "upstream_ms": (after["busy"] - before["busy"]) * 1000,
+        # What the calls are billed as (Ledger): request units, events, stream records.
+        "units": {k: v - before["units"].get(k, 0) for k, v in after["units"].items() if v - before["units"].get(k, 0)},
     }
 
 
@@ -765,11 +1187,11 @@ def summarise_calls(deltas):
             "min": min(values),
             "max": max(values),
         }
-    for kind in ("google_by_endpoint", "dynamodb_by_operation", "kms_by_operation", "eventbridge_by_operation", "other_aws"):
+    for kind in ("google_by_endpoint", "dynamodb_by_operation", "kms_by_operation", "eventbridge_by_operation", "other_aws", "units"):
         total = Counter()
         for d in deltas:
-            total.update(d[kind])
-        out[kind] = {k: round(v / len(deltas), 3) for k, v in sorted(total.items())}
+            total.update(d.get(kind) or {})
+        out[kind] = {k: round(v / len(deltas), 4) for k, v in sorted(total.items())}
     return out
 
 
@@ -880,6 +1302,7 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
                 st["log_bytes"] += container.log_bytes() - logged0
                 st["wall"] += time.perf_counter() - wall0
                 delta = call_delta(before, upstreams.snapshot())
+                st["last_response"] = container.last_response
                 st["deltas"].append(delta)
                 st["latencies"].append(latency)
                 st["upstream"].append(delta["upstream_ms"])
@@ -902,10 +1325,13 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
             for k in range(BATCH_ROUNDS):
                 for st in states if k % 2 == 0 else list(reversed(states)):
                     event, check = flows.batch(counter.take() * 1000)
+                    before = upstreams.snapshot()
                     cpu0, logged0 = st["container"].cpu_ms(), st["container"].log_bytes()
-                    st["container"].checked(event, check, "batch")
+                    latency = st["container"].checked(event, check, "batch")
                     st["batch_cpu"] = st.get("batch_cpu", 0.0) + st["container"].cpu_ms() - cpu0
                     st["batch_log_bytes"] += st["container"].log_bytes() - logged0
+                    st.setdefault("batch_latencies", []).append(latency)
+                    st.setdefault("batch_deltas", []).append(call_delta(before, upstreams.snapshot()))
         for st in states:
             st["batch"] = None
             if function == "worker":
@@ -913,6 +1339,9 @@ def warm_runs(function, variants, env, flows, upstreams, counter, args, log_path
                 st["batch"]["cpu_ms_per_job"] = round(st["batch_cpu"] / (BATCH_ROUNDS * BATCH_JOBS), 3)
                 st["batch"]["log_bytes_per_job"] = round(st["batch_log_bytes"] / (BATCH_ROUNDS * BATCH_JOBS))
                 st["batch"]["cpu_batches"] = BATCH_ROUNDS
+                st["batch"]["billed_ms_mean"] = round(statistics.fmean(math.ceil(x) for x in st["batch_latencies"]), 2)
+                st["batch"]["p50_ms"] = round(percentile(st["batch_latencies"], 50), 2)
+                st["batch"]["calls_per_batch"] = summarise_calls(st["batch_deltas"])
     finally:
         for st in states:
             st["container"].stop()
@@ -946,6 +1375,7 @@ def warm_summary(st, flows):
         "cpu_ms_per_invocation_ticks": round(st["ticks"] / len(latencies), 3),
         "invocations_per_s": round(len(latencies) / st["wall"], 1),
         "billed_ms_mean": round(statistics.fmean(billed), 2),
+        "steady_billed_ms_mean": round(statistics.fmean(billed[flows.users :] or billed), 2),
         "usd_per_million": round(usd_per_million(statistics.fmean(billed)), 4),
         "calls_per_invocation": summarise_calls(deltas),
         "steady_calls_per_invocation": summarise_calls(steady),
@@ -955,6 +1385,9 @@ def warm_summary(st, flows):
         "peak_rss_kib": st["hwm"],
         "rss_kib": st["rss"],
         "batch": st["batch"],
+        # The size of an answer, for the API's access log line (full cost).
+        "response_bytes": len(str((st.get("last_response") or {}).get("body") or "").encode()),
+        "response_status": (st.get("last_response") or {}).get("statusCode"),
     }
 
 
@@ -1123,13 +1556,19 @@ def bench_function(function, variants, env, flows, upstreams, args, logs_dir, fl
     return results
 
 
-def warm_users(function, bootstrap, env, flows, logs_dir):
-    """Runs the flow once per user so later functions find their grants."""
+def warm_users(function, bootstrap, env, flows, logs_dir, subs=None, times=None):
+    """Runs the flow once per user (`subs`, else the bench's users) so later functions
+    find their grants; or `times` times, whoever the flow is for."""
     container = Container(function, bootstrap, env, os.path.join(logs_dir, f"{function}.log"))
     try:
         container.wait_ready()
-        for i in range(flows.users):
-            event, check = flows.event(function, i)
+        if times is not None:
+            for i in range(times):
+                event, check = flows.event(function, i)
+                container.checked(event, check, "setup")
+            return
+        for i, sub in enumerate(subs if subs is not None else [user(k) for k in range(flows.users)]):
+            event, check = flows.event_for(function, sub, i)
             container.checked(event, check, "setup")
     finally:
         container.stop()
@@ -1137,20 +1576,181 @@ def warm_users(function, bootstrap, env, flows, logs_dir):
 
 def publishing(records, bootstrap, env, upstreams, logs_dir, limit=2000):
     """The stream records that make the publisher send events: most records of a
-    busy table (a refresh, a repeated sign-in) change nothing a consumer sees."""
+    busy table (a refresh, a repeated sign-in) change nothing a consumer sees. Also
+    what a record that publishes nothing costs (one invocation each, as a quiet table
+    delivers them): billed ms and log bytes, means."""
     container = Container("publisher", bootstrap, env, os.path.join(logs_dir, "publisher.log"))
     keep = []
+    quiet = {"records": 0, "billed_ms": 0, "log_bytes": 0}
     try:
         container.wait_ready()
         for record in records[:limit]:
             check_deadline()
             before = upstreams.snapshot()
-            container.checked({"Records": [record]}, expect_no_failures, "setup")
+            logged0 = container.log_bytes()
+            latency = container.checked({"Records": [record]}, expect_no_failures, "setup")
             if call_delta(before, upstreams.snapshot())["eventbridge"]:
                 keep.append(record)
+            else:
+                quiet["records"] += 1
+                quiet["billed_ms"] += math.ceil(latency)
+                quiet["log_bytes"] += container.log_bytes() - logged0
     finally:
         container.stop()
-    return keep
+    n = max(1, quiet["records"])
+    return keep, {
+        "records": quiet["records"],
+        "billed_ms_mean": round(quiet["billed_ms"] / n, 2),
+        "log_bytes_mean": round(quiet["log_bytes"] / n),
+    }
+
+
+# --------------------------------------------------------------------- fleet
+
+
+def fleet_users(label, function, k, rounds):
+    """Fresh users of one fleet size: round 0 opens the environments, not counted."""
+    return [f"fleet-{label}-{function}-k{k}-r{r}" for r in range(rounds + 1)]
+
+
+def new_log_text(path, offset, limit=1_000_000):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(limit).decode(errors="replace")
+
+
+def fleet_bench(function, bootstrap, env, flows, upstreams, logs_dir, label, rounds):
+    """K environments of `function` (FLEET_SIZES), each its own process and Runtime API,
+    handed a request for one user at the same moment, `rounds` times with a fresh
+    user each. Per round: refreshes of that user at Google (the emulator's per-user
+    count), KMS and DynamoDB calls (the proxy in front of moto), and which environments
+    refreshed (a `RefreshSucceeded` metric in the log they wrote): the latency of those
+    and of the others, which waited for the token the fleet shares."""
+    out = []
+    for k in FLEET_SIZES:
+        log(f"fleet of {k} `{function}` environments ({label}): {rounds} rounds")
+        containers = []
+        rounds_out = []
+        try:
+            for i in range(k):
+                path = os.path.join(logs_dir, f"fleet-{function}-{label}-k{k}-{i}.log")
+                containers.append(Container(function, bootstrap, env, path))
+            for c in containers:
+                c.wait_ready()
+            for r, sub in enumerate(fleet_users(label, function, k, rounds)):
+                check_deadline()
+                events = [flows.event_for(function, sub, 100_000 + r * 100 + i) for i in range(k)]
+                offsets = [c.log_bytes() for c in containers]
+                before = upstreams.snapshot()
+                ids = [c.submit(event) for c, (event, _) in zip(containers, events)]
+                answers = [c.collect(request_id) for c, request_id in zip(containers, ids)]
+                after = upstreams.snapshot()
+                for c, (response, _), (_, check) in zip(containers, answers, events):
+                    problem = check(response)
+                    if problem:
+                        c.fail(f"fleet of {k}, round {r}: {problem}")
+                refreshed = [
+                    "RefreshSucceeded" in new_log_text(c.log_path, offset) for c, offset in zip(containers, offsets)
+                ]
+                calls = call_delta(before, after)
+                tokens = {response.get("access_token") for response, _ in answers}
+                refreshes = upstreams.google._json("GET", "/emulator/hits/refreshes")["by_user"].get(sub, 0)
+                rounds_out.append(
+                    {
+                        "round": r,
+                        "refreshes": refreshes,
+                        "refreshed_environments": sum(refreshed),
+                        "kms_calls": calls["kms"],
+                        "kms_by_operation": calls["kms_by_operation"],
+                        "dynamodb_by_operation": calls["dynamodb_by_operation"],
+                        "distinct_tokens": len(tokens) if function == "tokens" else None,
+                        "refreshed_ms": [round(lat, 2) for (_, lat), x in zip(answers, refreshed) if x],
+                        "waited_ms": [round(lat, 2) for (_, lat), x in zip(answers, refreshed) if not x],
+                    }
+                )
+        finally:
+            for c in containers:
+                c.stop()
+        counted = rounds_out[1:] or rounds_out
+        winners = [x for r in counted for x in r["refreshed_ms"]]
+        losers = [x for r in counted for x in r["waited_ms"]]
+        ddb = Counter()
+        for r in counted:
+            ddb.update(r["dynamodb_by_operation"])
+        out.append(
+            {
+                "k": k,
+                "rounds": len(counted),
+                "refreshes_per_user": [r["refreshes"] for r in counted],
+                "refreshed_environments": [r["refreshed_environments"] for r in counted],
+                "kms_per_operation": round(sum(r["kms_calls"] for r in counted) / (k * len(counted)), 3),
+                "dynamodb_per_operation": {op: round(n / (k * len(counted)), 3) for op, n in sorted(ddb.items())},
+                "distinct_tokens": max((r["distinct_tokens"] or 0) for r in counted) if function == "tokens" else None,
+                "refreshed_ms": spread(winners),
+                "waited_ms": spread(losers),
+                "first_round": rounds_out[0] if len(rounds_out) > 1 else None,
+                "all_rounds": rounds_out,
+            }
+        )
+    return out
+
+
+def spread(latencies):
+    """Median, 99th percentile (nearest rank) and max of some latencies, ms."""
+    if not latencies:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    return {
+        "p50": median(latencies),
+        "p99": round(percentile(latencies, 99), 2),
+        "max": round(max(latencies), 2),
+        "n": len(latencies),
+    }
+
+
+def fleet_check(label, function, sizes):
+    """The fleet's target: one refresh per user for every K."""
+    per_user = [n for size in sizes for n in size["refreshes_per_user"]]
+    worst = {size["k"]: max(size["refreshes_per_user"]) for size in sizes}
+    return (
+        f"{function} ({label}): 1 refresh per user at Google for K = {', '.join(str(k) for k in worst)}",
+        bool(per_user) and all(n == 1 for n in per_user),
+        "most per user: " + ", ".join(f"K={k}: {n}" for k, n in worst.items()),
+    )
+
+
+FLEET_COLUMNS = [
+    ("k", "K"),
+    ("refreshes", "refreshes per user"),
+    ("refreshers", "environments that refreshed"),
+    ("kms", "KMS calls per op"),
+    ("ddb", "DynamoDB calls per op"),
+    ("winner", "refreshing environment p50 / p99 / max ms"),
+    ("losers", "waiting environments p50 / p99 / max ms"),
+]
+
+
+def fleet_rows(sizes):
+    def span(values):
+        lo, hi = min(values), max(values)
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+
+    def ms(d):
+        return "-" if d["p50"] is None else f"{d['p50']:.1f} / {d['p99']:.1f} / {d['max']:.1f}"
+
+    rows = []
+    for size in sizes:
+        rows.append(
+            {
+                "k": str(size["k"]),
+                "refreshes": span(size["refreshes_per_user"]),
+                "refreshers": span(size["refreshed_environments"]),
+                "kms": f"{size['kms_per_operation']:g}",
+                "ddb": ", ".join(f"{op} {n:g}" for op, n in size["dynamodb_per_operation"].items()) or "0",
+                "winner": ms(size["refreshed_ms"]),
+                "losers": ms(size["waited_ms"]),
+            }
+        )
+    return rows
 
 
 # -------------------------------------------------------------- setup
@@ -1189,7 +1789,39 @@ def create_resources(moto, root):
     kms.create_alias(AliasName=alias, TargetKeyId=key)
     bus = f"{name}-events"
     session.client("events", endpoint_url=moto).create_event_bus(Name=bus)
-    return name, alias, bus
+    return name, alias, bus, props
+
+
+def template_settings(root):
+    """From template.yaml: each function's memory size without a capacity provider (the
+    `!If` of the Globals falls back to it) and the HTTP API's access log format."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def short_tag(loader, suffix, node):
+        if isinstance(node, yaml.SequenceNode):
+            return {f"Fn::{suffix}": loader.construct_sequence(node, deep=True)}
+        return None
+
+    Loader.add_multi_constructor("!", short_tag)
+    with open(os.path.join(root, "template.yaml")) as f:
+        doc = yaml.load(f, Loader=Loader)
+
+    def memory(value):
+        if isinstance(value, dict) and "Fn::If" in value:
+            return memory(value["Fn::If"][2])
+        return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
+
+    default = memory(((doc.get("Globals") or {}).get("Function") or {}).get("MemorySize")) or MEMORY_MB
+    resources = doc.get("Resources") or {}
+    per_function = {}
+    for function in FUNCTIONS:
+        props = (resources.get(f"{function.capitalize()}Function") or {}).get("Properties") or {}
+        per_function[function] = memory(props.get("MemorySize")) or default
+    api = ((resources.get("HttpApi") or {}).get("Properties") or {}).get("AccessLogSettings") or {}
+    return {"memory_mb": default, "function_memory_mb": per_function, "access_log_format": api.get("Format")}
 
 
 def aws_json(moto, target, body):
@@ -1211,9 +1843,35 @@ def aws_json(moto, target, body):
     return json.loads(data)
 
 
+def lambda_stream_record(record, arn):
+    """A record of moto's stream in the shape Lambda's event source mapping delivers it:
+    exactly the members Lambda sends, the creation time in whole seconds and the record's
+    size (moto's is the size of its JSON)."""
+    change = record["dynamodb"]
+    out = {
+        "eventID": record.get("eventID") or uuid.uuid4().hex,
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion") or "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": int(float(change.get("ApproximateCreationDateTime") or time.time())),
+            "Keys": change["Keys"],
+            "SequenceNumber": str(change["SequenceNumber"]),
+            "SizeBytes": sum(item_size(change.get(k)) for k in ("Keys", "NewImage", "OldImage")),
+            "StreamViewType": change.get("StreamViewType") or "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": arn,
+    }
+    for image in ("NewImage", "OldImage"):
+        if change.get(image):
+            out["dynamodb"][image] = change[image]
+    return out
+
+
 def stream_records(moto, table):
     """The grant records of the table's stream, in the shape Lambda's event source
-    mapping delivers them (moto leaves out the source ARN and sends a float time)."""
+    mapping delivers them (lambda_stream_record)."""
     arn = aws_json(moto, "DynamoDB_20120810.DescribeTable", {"TableName": table})["Table"]["LatestStreamArn"]
     stream = aws_json(moto, "DynamoDBStreams_20120810.DescribeStream", {"StreamArn": arn})["StreamDescription"]
     records = []
@@ -1231,14 +1889,8 @@ def stream_records(moto, table):
                 break
             records += out["Records"]
             iterator = out.get("NextShardIterator")
-    grants = []
-    for record in records:
-        if not record["dynamodb"]["Keys"]["pk"]["S"].startswith("grant#"):
-            continue
-        record["eventSourceARN"] = arn
-        record["dynamodb"]["ApproximateCreationDateTime"] = int(record["dynamodb"].get("ApproximateCreationDateTime", 0))
-        grants.append(record)
-    return grants
+    # The template's stream filter: grant items only.
+    return [lambda_stream_record(r, arn) for r in records if r["dynamodb"]["Keys"]["pk"]["S"].startswith("grant#")]
 
 
 # -------------------------------------------------------------- report
@@ -1255,6 +1907,7 @@ MAIN_COLUMNS = [
     ("p99", "warm p99 ms"),
     ("cpu", "CPU ms/inv"),
     ("stack_cpu", "stack floor CPU ms/inv"),
+    ("above", "above the stack floor ms"),
     ("floor_cpu", "C floor CPU ms/inv"),
     ("log", "log B/inv"),
     ("rss", "peak RSS MiB"),
@@ -1381,7 +2034,7 @@ def compare_rows(before, after):
 
 
 def text_table(data, columns):
-    widths = {k: max(len(title), *(len(row[k]) for row in data)) for k, title in columns}
+    widths = {k: max([len(title)] + [len(row[k]) for row in data]) for k, title in columns}
     lines = ["  ".join(title.ljust(widths[k]) for k, title in columns)]
     lines.append("  ".join("-" * widths[k] for k, _ in columns))
     for row in data:
@@ -1391,13 +2044,28 @@ def text_table(data, columns):
 
 def markdown_table(data, columns):
     lines = ["| " + " | ".join(title for _, title in columns) + " |"]
-    lines.append("|" + "|".join("---" if k in ("function", "target", "verdict") else "---:" for k, _ in columns) + "|")
+    lines.append("|" + "|".join("---" if k in ("function", "target", "verdict", "operation") else "---:" for k, _ in columns) + "|")
     for row in data:
         lines.append("| " + " | ".join(row[k] for k, _ in columns) + " |")
     return "\n".join(lines)
 
 
-def targets(results):
+def google_calls_before(function, before):
+    """(warm mean, first invocation's most common count) of Google calls of the build
+    before: the --compare build of this run, else 165b75f's (GOOGLE_CALLS_BEFORE)."""
+    r = (before or {}).get(function)
+    if r:
+        return (
+            r["warm"]["calls_per_invocation"]["google"]["mean"],
+            r["first_invocation_calls"]["google"]["mode"],
+            "the --compare build",
+        )
+    if function in GOOGLE_CALLS_BEFORE:
+        return (*GOOGLE_CALLS_BEFORE[function], "165b75f")
+    return None
+
+
+def targets(results, before=None):
     """Each target this run can check, with the measured value: what users can feel
     (init, the first invocation of a fresh container, memory, zip size) and no more
     Google calls than before. Own CPU per invocation is reported without a target."""
@@ -1408,6 +2076,16 @@ def targets(results):
         if not r:
             continue
         w = r["warm"]
+        was = google_calls_before(function, before)
+        if was:
+            mean, first = w["calls_per_invocation"]["google"]["mean"], r["first_invocation_calls"]["google"]["mode"]
+            checks.append(
+                (
+                    f"{function}: no more Google calls per operation than before",
+                    mean <= was[0] + 0.0005 and first <= was[1],
+                    f"warm {mean:g} per op, first invocation {first}; before ({was[2]}): {was[0]:g} and {was[1]}",
+                )
+            )
         first, limit = r["first_invocation_ms"]["median"], r["first_invocation_limit_ms"]
         checks.append(
             (
@@ -1488,6 +2166,222 @@ def targets(results):
     return checks
 
 
+# ------------------------------------------------------- full cost per operation
+
+# The operations whose full cost is reported: (name, function, jobs per batch, or None
+# for one invocation per operation, and whether only the invocations after each user's
+# first in the container count: the steady state of its caches).
+OPERATIONS = [
+    ("sign-in (`/auth/exchange`)", "exchange", None, False),
+    ("Calendar event (`/calendar/events`)", "events", None, False),
+    ("job (`worker`, alone in its batch)", "worker", 1, False),
+    ("job (`worker`, batches of 10)", "worker", BATCH_JOBS, False),
+    ("vend (`tokens`, cached)", "tokens", None, True),
+]
+REQUEST_ID = "8f5b9c1e-3a2d-4c6b-9e7f-0a1b2c3d4e5f"
+
+
+def platform_log_bytes(billed_ms, rss_mib, memory_mb):
+    """Lambda's own START, END and REPORT lines of one invocation (text log format, as
+    the template's functions log), at their real length."""
+    lines = [
+        f"START RequestId: {REQUEST_ID} Version: $LATEST\n",
+        f"END RequestId: {REQUEST_ID}\n",
+        f"REPORT RequestId: {REQUEST_ID}\tDuration: {max(billed_ms - 0.5, 0):.2f} ms\tBilled Duration:"
+        f" {math.ceil(billed_ms)} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {math.ceil(rss_mib)} MB\t\n",
+    ]
+    return sum(len(line.encode()) for line in lines)
+
+
+def access_log_bytes(log_format, route, status, response_bytes, latency_ms):
+    """The HTTP API's access log line of one request, in the template's format."""
+    method, _, path = route.partition(" ")
+    values = {
+        "requestId": "Ab1CdEfGhIjKlMn=",
+        "identity.sourceIp": "203.0.113.7",
+        "requestTime": "03/Dec/2026:19:12:12 +0000",
+        "httpMethod": method,
+        "routeKey": route,
+        "path": path,
+        "status": str(status),
+        "protocol": "HTTP/1.1",
+        "responseLength": str(response_bytes),
+        "integrationLatency": str(math.ceil(latency_ms)),
+        "integrationStatus": "200",
+        "integrationErrorMessage": "-",
+    }
+    line = re.sub(r"\$context\.([A-Za-z.]+)", lambda m: values.get(m.group(1), "-"), log_format or "")
+    return len(line.encode()) + 1
+
+
+ROUTES = {"exchange": "POST /auth/exchange", "events": "POST /calendar/events"}
+
+
+def operation_use(function, r, per_batch, steady, memory_mb, access_format):
+    """What one operation uses of every service, from the warm container's invocations
+    (means over all of them, or with `steady` over those after each user's first, as
+    the proxies counted them)."""
+    w = r["warm"]
+    rss = w["peak_rss_kib"] / 1024
+    if per_batch == BATCH_JOBS:
+        b = w["batch"]
+        calls, jobs, billed = b["calls_per_batch"], b["jobs"], b["billed_ms_mean"]
+        own_log = b["log_bytes_per_job"] * jobs
+    elif steady:
+        calls, jobs, billed = w["steady_calls_per_invocation"], 1, w["steady_billed_ms_mean"]
+        own_log = w["log_bytes_per_invocation"]
+    else:
+        calls, jobs, billed = w["calls_per_invocation"], 1, w["billed_ms_mean"]
+        own_log = w["log_bytes_per_invocation"]
+    units = calls.get("units") or {}
+    use = {
+        "lambda_requests": 1 / jobs,
+        "billed_ms": billed / jobs,
+        "rru": units.get("ddb_rru", 0) / jobs,
+        "wru": (units.get("ddb_wru", 0) + units.get("ddb_wru_index", 0)) / jobs,
+        "wru_index": units.get("ddb_wru_index", 0) / jobs,
+        "kms": calls["kms"]["mean"] / jobs,
+        "eventbridge_events": units.get("eventbridge_events", 0) / jobs,
+        "http_api": 1 if function in ROUTES else 0,
+        "log_bytes": (own_log + platform_log_bytes(billed, rss, memory_mb)) / jobs,
+        "stream_records": units.get("stream_grant_records", 0) / jobs,
+        # The backend's SendMessage of the job, and Lambda's poller's ReceiveMessage and
+        # DeleteMessageBatch for its batch (each far below a 64 KB chunk).
+        "sqs": (1 + 2 / jobs) if function == "worker" else 0,
+    }
+    if function in ROUTES:
+        use["log_bytes"] += access_log_bytes(
+            access_format, ROUTES[function], w.get("response_status") or 200, w.get("response_bytes") or 0, w["p50_ms"]
+        )
+    return use
+
+
+def operation_usd(use, memory_mb, stream_invocation_usd):
+    """Dollars per million operations, per service, and their total."""
+    million = 1e6
+    usd = {
+        "lambda": million
+        * (use["lambda_requests"] * PRICES["lambda_request"] + use["billed_ms"] / 1000 * memory_mb / 1024 * PRICES["lambda_gb_s"]),
+        "dynamodb": million * (use["rru"] * PRICES["ddb_rru"] + use["wru"] * PRICES["ddb_wru"]),
+        "kms": million * use["kms"] * PRICES["kms_request"],
+        "sqs": million * use["sqs"] * PRICES["sqs_request"],
+        "eventbridge": million * use["eventbridge_events"] * PRICES["eventbridge_event"],
+        "api_gateway": million * use["http_api"] * PRICES["http_api_request"],
+        "logs": million * use["log_bytes"] / 2**30 * PRICES["logs_gb"],
+        "stream": million * use["stream_records"] * stream_invocation_usd if stream_invocation_usd is not None else 0.0,
+    }
+    usd["total"] = sum(usd.values())
+    return {k: round(v, 4) for k, v in usd.items()}
+
+
+def full_costs(fns, quiet_publisher, memory_mb, access_format):
+    """The full cost of each operation of OPERATIONS this run measured."""
+    stream_usd = None
+    pub = fns.get("publisher")
+    if quiet_publisher and quiet_publisher.get("records"):
+        billed = quiet_publisher["billed_ms_mean"]
+        rss = pub["warm"]["peak_rss_kib"] / 1024 if pub else 8
+        logs = quiet_publisher["log_bytes_mean"] + platform_log_bytes(billed, rss, memory_mb)
+        stream_usd = (
+            PRICES["lambda_request"]
+            + billed / 1000 * memory_mb / 1024 * PRICES["lambda_gb_s"]
+            + logs / 2**30 * PRICES["logs_gb"]
+        )
+    out = []
+    for name, function, per_batch, steady in OPERATIONS:
+        r = fns.get(function)
+        if not r or (per_batch == BATCH_JOBS and not r["warm"].get("batch")):
+            continue
+        use = operation_use(function, r, per_batch, steady, memory_mb, access_format)
+        out.append(
+            {
+                "operation": name,
+                "function": function,
+                "use": {k: round(v, 4) for k, v in use.items()},
+                "usd_per_million": operation_usd(use, memory_mb, stream_usd),
+            }
+        )
+    return {
+        "prices": dict(PRICES, as_of=PRICES_AS_OF, region="us-east-1"),
+        "memory_mb": memory_mb,
+        "publisher_per_stream_record_usd": stream_usd,
+        "operations": out,
+    }
+
+
+USE_COLUMNS = [
+    ("operation", "operation"),
+    ("lambda_requests", "Lambda invocations"),
+    ("billed_ms", "billed ms"),
+    ("rru", "DynamoDB RRU"),
+    ("wru", "DynamoDB WRU (of which index)"),
+    ("kms", "KMS requests"),
+    ("sqs", "SQS requests"),
+    ("eventbridge_events", "EventBridge events"),
+    ("http_api", "API requests"),
+    ("log_bytes", "log bytes"),
+    ("stream_records", "grant stream records"),
+]
+USD_COLUMNS = [
+    ("operation", "operation"),
+    ("lambda", "Lambda"),
+    ("dynamodb", "DynamoDB"),
+    ("kms", "KMS"),
+    ("sqs", "SQS"),
+    ("eventbridge", "EventBridge"),
+    ("api_gateway", "API Gateway"),
+    ("logs", "CloudWatch Logs"),
+    ("stream", "stream → publisher"),
+    ("total", "total"),
+]
+
+
+def fmt_number(v):
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def use_rows(costs):
+    rows = []
+    for op in costs["operations"]:
+        u = op["use"]
+        row = {k: fmt_number(u[k]) for k, _ in USE_COLUMNS[1:]}
+        row["wru"] = f"{fmt_number(u['wru'])} ({fmt_number(u['wru_index'])})"
+        row["operation"] = op["operation"]
+        rows.append(row)
+    return rows
+
+
+def usd_rows(costs):
+    rows = []
+    for op in costs["operations"]:
+        row = {k: f"{op['usd_per_million'][k]:.3f}" for k, _ in USD_COLUMNS[1:]}
+        row["total"] = f"**{op['usd_per_million']['total']:.3f}**"
+        row["operation"] = op["operation"]
+        rows.append(row)
+    return rows
+
+
+def usd_compare_rows(before, after):
+    """Each operation's dollars per million, before → after (operations both measured)."""
+    was = {op["operation"]: op for op in before["operations"]}
+    rows = []
+    for op in after["operations"]:
+        b = was.get(op["operation"])
+        if not b:
+            continue
+        row = {"operation": op["operation"]}
+        for k, _ in USD_COLUMNS[1:]:
+            row[k] = f"{b['usd_per_million'][k]:.3f} → {op['usd_per_million'][k]:.3f}"
+        rows.append(row)
+    return rows
+
+
 def criterion_estimates(directory):
     """criterion's estimates (ns per verification) turned into verifications/s."""
     with open(os.path.join(directory, "new", "estimates.json")) as f:
@@ -1556,7 +2450,162 @@ def target_rows(checks):
     return rows
 
 
-def write_markdown(path, results, checks):
+def sweeper_note(fns):
+    sw = fns.get("sweeper")
+    if not sw:
+        return []
+    c = sw["warm"]["calls_per_invocation"]["dynamodb_by_operation"]
+    parts = ", ".join(f"{n:g} {op}" for op, n in c.items())
+    return [
+        f"`sweeper`: its schedule's `{{}}` over the grants of the bench's {sw.get('grants', 'users')}, none of them due"
+        f" (every run of one day reads that day's buckets of the sweep index): {parts} per run.",
+        "",
+    ]
+
+
+def cost_section(results, compare):
+    """The full cost per million operations of this run, and before → after from a
+    --compare run (this one, or the one given with --before-after)."""
+    costs = (results.get("costs") or {}).get(results.get("after_label", "after"))
+    if not costs or not costs["operations"]:
+        return []
+    p = costs["prices"]
+    lines = [
+        "### Full cost per million operations in this run",
+        "",
+        f"Every service an operation touches, counted from the calls the bench observes, at list prices"
+        f" (us-east-1, as of {p['as_of']}, no free tier): Lambda ${p['lambda_request'] * 1e6:.2f} per million"
+        f" requests and ${p['lambda_gb_s']} per GB-s (arm64, {costs['memory_mb']} MB, billed ms rounded up);"
+        f" DynamoDB on-demand ${p['ddb_rru'] * 1e6:.3f} per million read and ${p['ddb_wru'] * 1e6:.3f} per million"
+        f" write request units; KMS ${p['kms_request'] * 1e4:.2f} per 10,000 requests; SQS"
+        f" ${p['sqs_request'] * 1e6:.2f} per million requests (64 KB chunks); EventBridge"
+        f" ${p['eventbridge_event'] * 1e6:.2f} per million custom events (64 KB chunks); API Gateway HTTP API"
+        f" ${p['http_api_request'] * 1e6:.2f} per million requests; CloudWatch Logs ${p['logs_gb']:.2f} per GB"
+        " ingested.",
+        "",
+        "What one operation uses (means over the warm container's invocations, each user's first one included,"
+        " except the cached vend's: those after each user's first):",
+        "",
+        markdown_table(use_rows(costs), USE_COLUMNS),
+        "",
+        "Dollars per million operations:",
+        "",
+        markdown_table(usd_rows(costs), USD_COLUMNS),
+        "",
+    ]
+    if compare and compare.get("costs"):
+        labels = compare.get("labels") or ["before", "after"]
+        b, a = (compare["costs"].get(label) for label in labels)
+        if b and a:
+            lines += [
+                f"Before → after this round, dollars per million operations (`{compare['command']}`,"
+                f" {compare['finished_at']}: the build of {compare.get('before_commit') or labels[0]} and this"
+                " round's, side by side in one run):",
+                "",
+                markdown_table(usd_compare_rows(b, a), USD_COLUMNS),
+                "",
+            ]
+    lines += [
+        "Counted so: **Lambda** one request per invocation (a tenth per job in a batch of ten) and its"
+        " billed duration (each invocation's latency here, rounded up to the ms); **DynamoDB** each call"
+        " in request units from the sizes of the items it reads or changes (a read 1 per 4 KB, half when"
+        " eventually consistent; a write 1 per 1 KB of the larger of the item before and after it, plus"
+        " 1 per 1 KB of each index entry it puts or deletes: 1 for an entry added or removed, 2 for a"
+        " changed index key; a failed condition 1 per 1 KB of the item checked), from the proxy's copy of"
+        " every item written through it"
+        + (
+            f" (compared with moto's table at the end: {results['ledger']['differ']} of"
+            f" {results['ledger']['items']} items differ)"
+            if results.get("ledger")
+            else ""
+        )
+        + "; **KMS** every request; **SQS** per job the backend's `SendMessage`, and per batch Lambda's"
+        " `ReceiveMessage` and `DeleteMessageBatch` (the event source mapping's polls of an empty queue"
+        " are a fixed cost, left out); **EventBridge** each accepted entry per 64 KB; **API Gateway** one"
+        " HTTP API request per HTTP operation; **CloudWatch Logs** what the function wrote, Lambda's"
+        " `START`/`END`/`REPORT` lines and the API's access log line; **stream → publisher** each grant"
+        " record the operation wrote (a change of a grant item), as one `publisher` invocation that"
+        " publishes nothing (a quiet table's batch of one record: request, duration and logs, measured);"
+        " reading the stream is free for Lambda. Left out: Secrets Manager (one read per cold start),"
+        " DynamoDB's own use of the table's KMS key (cached by DynamoDB), storage, data transfer, Google.",
+        "",
+    ]
+    return lines
+
+
+def fleet_section(results, compare):
+    fleet = (results.get("fleet") or {}).get(results.get("after_label", "after"))
+    if not fleet:
+        return []
+    rounds = next(iter(fleet.values()))[0]["rounds"]
+    lines = [
+        "### One refresh for the whole fleet in this run",
+        "",
+        f"K environments of one function (each a process with its own Runtime API, as Lambda runs K"
+        f" environments) handed a request for the same user at the same moment; {rounds} rounds per K,"
+        " each with a fresh user (and one round before them, not counted, that opens the environments)."
+        " Refreshes per user at Google (the emulator's per-user count), KMS and DynamoDB calls per"
+        " operation (the proxy in front of moto), and the latency of the environment that refreshed and of"
+        " those that waited for the token it shares through the table. `tokens` vends a Calendar token;"
+        " `worker` gets a batch of one job each.",
+        "",
+    ]
+    for function, sizes in fleet.items():
+        lines += [f"`{function}`:", "", markdown_table(fleet_rows(sizes), FLEET_COLUMNS), ""]
+    was = None
+    if compare and compare.get("fleet"):
+        labels = compare.get("labels") or ["before", "after"]
+        was = compare["fleet"].get(labels[0])
+    if was:
+        out = []
+        for function, sizes in fleet.items():
+            before = {size["k"]: size for size in was.get(function) or []}
+            for size in sizes:
+                b = before.get(size["k"])
+                if not b:
+                    continue
+                out.append(
+                    {
+                        "function": function,
+                        "k": str(size["k"]),
+                        "refreshes": f"{max(b['refreshes_per_user'])} → {max(size['refreshes_per_user'])}",
+                        "kms": f"{b['kms_per_operation']:g} → {size['kms_per_operation']:g}",
+                    }
+                )
+        if out:
+            lines += [
+                f"Before → after this round (most refreshes per user in a round; `{compare['command']}`):",
+                "",
+                markdown_table(
+                    out,
+                    [("function", "function"), ("k", "K"), ("refreshes", "refreshes per user"), ("kms", "KMS calls per op")],
+                ),
+                "",
+            ]
+    return lines
+
+
+def before_after_section(compare):
+    if not compare or not compare.get("variants"):
+        return []
+    labels = compare.get("labels") or ["before", "after"]
+    data = compare_rows(compare["variants"][labels[0]], compare["variants"][labels[1]])
+    if not data:
+        return []
+    m = compare["machine"]
+    return [
+        "### Before and after this round",
+        "",
+        f"`{compare['command']}` ({compare['finished_at']}; load average {m['load_average_at_start']} →"
+        f" {m['load_average_at_end']}): the build of {compare.get('before_commit') or labels[0]} and this"
+        " round's side by side, cold starts interleaved, warm containers taking turns; medians.",
+        "",
+        markdown_table(data, COMPARE_COLUMNS),
+        "",
+    ]
+
+
+def write_markdown(path, results, checks, compare=None):
     m = results["machine"]
     c = results["config"]
     fns = results["functions"]
@@ -1567,10 +2616,11 @@ def write_markdown(path, results, checks):
         "",
         "Every function binary (release profile, stripped) runs as AWS Lambda runs it: a Lambda",
         "Runtime API emulator on loopback hands it its real events (API Gateway HTTP API v2",
-        "requests, an SQS batch for `worker`, a direct-invocation payload for `tokens`, DynamoDB",
-        "stream records read from the table's stream for `publisher`), against moto (DynamoDB, KMS,",
-        "EventBridge) and the Google emulator binary, each behind a loopback proxy that counts and",
-        "times every call.",
+        "requests, an SQS batch for `worker`, a direct-invocation payload for `tokens`, the `{}` of",
+        "its schedule for `sweeper`, DynamoDB stream records read from the table's stream, in the",
+        "shape Lambda delivers them, for `publisher`), against moto (DynamoDB, KMS, EventBridge) and",
+        "the Google emulator binary, each behind a loopback proxy that counts and times every call",
+        "and counts what each call is billed as.",
         "",
         f"- Command: `{results['command']}`",
         f"- Machine: `nproc` = {m['nproc']}, CPU: {m['cpu_model']}, Linux {m['kernel']} ({m['arch']});"
@@ -1612,6 +2662,10 @@ def write_markdown(path, results, checks):
             f" {wk['cpu_ms_per_job']} ms own CPU and {wk['log_bytes_per_job']} bytes of log per job.",
             "",
         ]
+    lines += sweeper_note(fns)
+    lines += cost_section(results, compare)
+    lines += fleet_section(results, compare)
+    lines += before_after_section(compare)
     crit = results.get("criterion")
     if crit:
         low, high = crit["verifications_per_s_interval"]
@@ -1631,8 +2685,9 @@ def write_markdown(path, results, checks):
         "",
         markdown_table(target_rows(checks), [("target", "target"), ("verdict", "this run")]),
         "",
-        "Every figure (min/max, per-endpoint and per-operation call counts, calls made by first",
-        "invocations, each cold start's init) is in `target/bench/results.json` after a run.",
+        "Every figure (min/max, per-endpoint and per-operation call counts and billed units, calls made",
+        "by first invocations, each cold start's init, every fleet round) is in `target/bench/results.json`",
+        "after a run.",
         "",
         END_MARK,
     ]
@@ -1668,18 +2723,33 @@ def write_compare(path, results, before_label, after_label):
     return data
 
 
+def print_fleet(fleet):
+    for label, functions in fleet.items():
+        for function, sizes in functions.items():
+            print(f"fleet of `{function}` ({label}):")
+            print(text_table(fleet_rows(sizes), FLEET_COLUMNS))
+            print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
     parser.add_argument("--release-dir", required=True)
     parser.add_argument("--compare", help="a directory with the other build's binaries, measured side by side")
     parser.add_argument("--labels", default="before,after", help="names of the --compare and --release-dir builds")
+    parser.add_argument("--before-commit", help="the commit the --compare build was built from, for the report")
     parser.add_argument("--moto", required=True)
     parser.add_argument("--google", required=True)
     parser.add_argument("--cold-starts", type=int, default=15)
     parser.add_argument("--invocations", type=int, default=400)
     parser.add_argument("--users", type=int, default=BATCH_JOBS)
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
+    parser.add_argument("--fleet", action="store_true", help="measure the fleet alone (target/bench/fleet.json)")
+    parser.add_argument("--no-fleet", action="store_true", help="leave the fleet out of a full run")
+    parser.add_argument("--fleet-rounds", type=int, default=FLEET_ROUNDS)
+    parser.add_argument(
+        "--before-after", help="the results of a --compare run, for BENCHMARKS.md's before → after tables"
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--markdown")
     parser.add_argument("--command", default="infra/bench")
@@ -1694,22 +2764,35 @@ def main():
     args.cold_starts = max(1, min(args.cold_starts, MAX_COLD_STARTS))
     args.invocations = max(1, min(args.invocations, MAX_INVOCATIONS))
     args.users = max(1, args.users)
+    args.fleet_rounds = max(1, min(args.fleet_rounds, 50))
     selected = [f for f in FUNCTIONS if f in args.functions.split(",")]
     unknown = set(args.functions.split(",")) - set(FUNCTIONS)
     if unknown:
         raise SystemExit(f"bench: unknown functions {sorted(unknown)}; known: {','.join(FUNCTIONS)}")
     before_label, after_label = (args.labels.split(",") + ["before", "after"])[:2]
+    compare = None
+    if args.before_after:
+        with open(args.before_after) as f:
+            compare = json.load(f)
 
     out_dir = os.path.dirname(os.path.abspath(args.out))
+    # A comparison or a fleet alone is not the latest full picture: results.json stays.
+    out_path = os.path.join(out_dir, "compare.json") if args.compare else args.out
+    if args.fleet:
+        out_path = os.path.join(out_dir, "fleet.json")
     logs_dir = os.path.join(out_dir, "logs")
     os.makedirs(logs_dir, exist_ok=True)
     for name in os.listdir(logs_dir):
         if name.endswith(".log"):
             os.remove(os.path.join(logs_dir, name))
 
+    global MEMORY_MB
+    settings = template_settings(args.root)
+    MEMORY_MB = settings["memory_mb"]
     google = Google(args.google)
-    table, key, bus = create_resources(args.moto, args.root)
-    aws_proxy = Proxy(args.moto, amz_target)
+    table, key, bus, table_props = create_resources(args.moto, args.root)
+    ledger = Ledger(table, table_props, args.moto)
+    aws_proxy = Proxy(args.moto, amz_target, ledger)
     google_proxy = Proxy(args.google, path_only)
     upstreams = Upstreams(google, aws_proxy, google_proxy)
     g = google_proxy.url
@@ -1739,45 +2822,89 @@ def main():
     flows = Flows(google, args.users)
 
     # Users exist (signed in, Calendar granted) before functions that need them run,
-    # whichever subset is benchmarked.
+    # whichever subset is benchmarked. A function the --compare build has no binary of
+    # (added since) is measured for this build alone.
     variants_of = {}
     sizes = {}
     for function in FUNCTIONS:
         variants = []
         if args.compare:
             built = os.path.join(args.compare, function)
-            bootstrap, size = package(function, built, os.path.join(out_dir, "pkg", f"{function}-{before_label}"))
-            variants.append((before_label, bootstrap))
-            sizes[(function, before_label)] = size
+            if os.path.exists(built):
+                bootstrap, size = package(function, built, os.path.join(out_dir, "pkg", f"{function}-{before_label}"))
+                variants.append((before_label, bootstrap))
+                sizes[(function, before_label)] = size
         built = os.path.join(args.release_dir, function)
         bootstrap, size = package(function, built, os.path.join(out_dir, "pkg", function))
         variants.append((after_label, bootstrap))
         sizes[(function, after_label)] = size
         variants_of[function] = variants
 
-    by_label = {label: {} for label, _ in variants_of[FUNCTIONS[0]]}
-    for function in RUN_ORDER:
-        variants = variants_of[function]
-        if function not in selected:
-            if function in ("exchange", "upgrade"):
-                warm_users(function, variants[-1][1], env, flows, logs_dir)
-            continue
-        if function == "publisher":
-            records = stream_records(args.moto, table)
-            flows.stream_records = publishing(records, variants[-1][1], env, upstreams, logs_dir)
-            log(f"publisher: {len(flows.stream_records)} of {len(records)} grant records of the stream publish an event")
-        measured = bench_function(
-            function, variants, env, flows, upstreams, args, logs_dir, args.floor, args.stack_floor
-        )
-        for label, r in measured.items():
-            r["size"] = sizes[(function, label)]
-            by_label[label][function] = r
+    labels = [before_label, after_label] if args.compare else [after_label]
+    by_label = {label: {} for label in labels}
+    quiet_publisher = None
+    results = {"after_label": after_label}
+    if not args.fleet:
+        for function in RUN_ORDER:
+            variants = variants_of[function]
+            if function not in selected:
+                if function in ("exchange", "upgrade"):
+                    warm_users(function, variants[-1][1], env, flows, logs_dir)
+                continue
+            if function == "publisher":
+                records = stream_records(args.moto, table)
+                flows.stream_records, quiet_publisher = publishing(records, variants[-1][1], env, upstreams, logs_dir)
+                log(f"publisher: {len(flows.stream_records)} of {len(records)} grant records of the stream publish an event")
+            if function == "sweeper":
+                # The first run ever looks back a month; every later one reads one day.
+                warm_users(function, variants[-1][1], env, flows, logs_dir, times=1)
+            measured = bench_function(
+                function, variants, env, flows, upstreams, args, logs_dir, args.floor, args.stack_floor
+            )
+            for label, r in measured.items():
+                r["size"] = sizes[(function, label)]
+                by_label[label][function] = r
+        if "sweeper" in by_label[after_label]:
+            by_label[after_label]["sweeper"]["grants"] = f"{args.users} users"
+        results["ledger"] = ledger.verify()
+        results["costs"] = {
+            label: full_costs(fns, quiet_publisher, MEMORY_MB, settings["access_log_format"])
+            for label, fns in by_label.items()
+        }
+        results["publisher_quiet_record"] = quiet_publisher
+
+    if args.fleet or not args.no_fleet:
+        # The fleet's latencies without the ledger's per-item locks.
+        aws_proxy.ledger = None
+        fleet_functions = [f for f in FLEET_FUNCTIONS if f in selected]
+        subs = [
+            sub
+            for label in labels
+            for function in fleet_functions
+            for k in FLEET_SIZES
+            for sub in fleet_users(label, function, k, args.fleet_rounds)
+        ]
+        if subs:
+            log(f"fleet: connecting {len(subs)} fresh users")
+            warm_users("exchange", variants_of["exchange"][-1][1], env, flows, logs_dir, subs=subs)
+            warm_users("upgrade", variants_of["upgrade"][-1][1], env, flows, logs_dir, subs=subs)
+        results["fleet"] = {}
+        for label in labels:
+            results["fleet"][label] = {}
+            for function in fleet_functions:
+                bootstrap = dict(variants_of[function]).get(label)
+                if bootstrap:
+                    results["fleet"][label][function] = fleet_bench(
+                        function, bootstrap, env, flows, upstreams, logs_dir, label, args.fleet_rounds
+                    )
     aws_proxy.close()
     google_proxy.close()
 
-    results = {"functions": by_label[after_label]}
+    results["functions"] = by_label[after_label]
+    results["labels"] = labels
     if args.compare:
         results["variants"] = by_label
+        results["before_commit"] = args.before_commit
     if args.criterion:
         results["criterion"] = criterion_estimates(args.criterion)
     floors = [r["harness_floor_ms"] for r in results["functions"].values() if r.get("harness_floor_ms") is not None]
@@ -1788,37 +2915,64 @@ def main():
         "invocations": args.invocations,
         "users": args.users,
         "memory_size_mb": MEMORY_MB,
+        "function_memory_mb": settings["function_memory_mb"],
         "arm64_usd_per_gb_s": ARM64_USD_PER_GB_S,
         "usd_per_million_requests": USD_PER_MILLION_REQUESTS,
+        "prices": dict(PRICES, as_of=PRICES_AS_OF, region="us-east-1"),
+        "fleet_sizes": list(FLEET_SIZES),
+        "fleet_rounds": args.fleet_rounds,
     }
     results["machine"] = machine()
     results["command"] = args.command
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    checks = targets(results)
+    # "Before": the --compare build of this run, or that of the --before-after run.
+    if args.compare:
+        before_fns = by_label.get(before_label)
+    else:
+        before_fns = ((compare or {}).get("variants") or {}).get(((compare or {}).get("labels") or ["before"])[0])
+    checks = targets(results, before_fns)
+    for label, functions in (results.get("fleet") or {}).items():
+        if label == after_label:
+            for function, fleet_sizes in functions.items():
+                checks.append(fleet_check(label, function, fleet_sizes))
     results["targets"] = [{"target": t, "met": ok, "measured": m} for t, ok, m in checks]
-    with open(args.out, "w") as f:
+    with open(out_path, "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
 
     print()
-    if args.compare:
+    if args.compare and not args.fleet:
         data = write_compare(os.path.join(out_dir, "compare.md"), results, before_label, after_label)
         print(text_table(data, COMPARE_COLUMNS))
         print()
-        print(f"(also in {os.path.join(out_dir, 'compare.md')}; every figure of both builds in {args.out})")
+        b, a = results["costs"][before_label], results["costs"][after_label]
+        print(text_table(usd_compare_rows(b, a), USD_COLUMNS))
         print()
-    print(text_table(rows(results["functions"], MAIN_COLUMNS), MAIN_COLUMNS))
-    print()
-    print(text_table(rows(results["functions"], CALL_COLUMNS), CALL_COLUMNS))
-    print()
+        print(f"(also in {os.path.join(out_dir, 'compare.md')}; every figure of both builds in {out_path})")
+        print()
+    if not args.fleet:
+        print(text_table(rows(results["functions"], MAIN_COLUMNS), MAIN_COLUMNS))
+        print()
+        print(text_table(rows(results["functions"], CALL_COLUMNS), CALL_COLUMNS))
+        print()
+        costs = results["costs"][after_label]
+        print(text_table(use_rows(costs), USE_COLUMNS))
+        print()
+        print(text_table(usd_rows(costs), USD_COLUMNS))
+        print()
+        led = results["ledger"]
+        print(f"ledger: {led['differ']} of {led['items']} items differ from moto's table; problems: {led['problems'] or 'none'}")
+        print()
+    print_fleet(results.get("fleet") or {})
     if results.get("criterion"):
         c = results["criterion"]
         print(f"ID-token verification (criterion): {c['verifications_per_s']}/s, {c['ns_per_verification']} ns each")
     for t, ok, m in checks:
         print(f"{'met   ' if ok else 'MISSED'}  {t}: {m}")
-    # A comparison run is not the latest full picture: BENCHMARKS.md stays as it is.
-    if args.markdown and not args.compare:
-        write_markdown(args.markdown, results, checks)
+    # A comparison run or a fleet alone is not the latest full picture: BENCHMARKS.md
+    # stays as it is.
+    if args.markdown and not args.compare and not args.fleet:
+        write_markdown(args.markdown, results, checks, compare)
     return 0
 
 

@@ -1,7 +1,9 @@
 //! The Rust stack floor of `infra/bench` (BENCHMARKS.md): the same serving loop as
 //! the C floor (`infra/lib/runtime_floor.c`, `FLOOR_SERVE`), built from what every
-//! function is built on: the Lambda runtime crate on a current-thread Tokio runtime,
-//! each event read as JSON, and the functions' shared HTTP client
+//! function is built on: the Lambda runtime crate's concurrent loop
+//! (`run_concurrent`, one invocation at a time unless `AWS_LAMBDA_MAX_CONCURRENCY`
+//! says more) on the functions' Tokio runtime (`shared::entry::runtime`), each event
+//! read as JSON, and the functions' shared HTTP client
 //! (`shared::outbound::http_client`). Per invocation it replays, one after the
 //! other, the exact upstream requests a function made for one warm invocation
 //! (`FLOOR_CALLS="PORT=FILE,..."`, each FILE one raw HTTP/1.1 request to
@@ -9,6 +11,7 @@
 //! A function's CPU above this figure is its own work (logging, signing, JSON,
 //! its logic); the gap between this floor and the C floor is the stack's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,24 +68,27 @@ fn calls() -> Result<Vec<Call>, String> {
         .collect()
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let calls = calls()?;
-    let answer: Value = match std::env::var("FLOOR_RESPONSE") {
+fn main() -> Result<(), lambda_runtime::Error> {
+    let calls = Arc::new(calls()?);
+    let answer: Arc<Value> = Arc::new(match std::env::var("FLOOR_RESPONSE") {
         Ok(path) => serde_json::from_slice(&std::fs::read(path)?)?,
         Err(_) => Value::Null,
-    };
-    let http = shared::outbound::http_client(Duration::from_secs(10));
-    let (calls, answer, http) = (&calls, &answer, &http);
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async move {
-        for call in calls {
-            let request = http
-                .request(call.method.clone(), call.url.clone())
-                .headers(call.headers.clone())
-                .body(call.body.clone());
-            request.send().await?.bytes().await?;
-        }
-        Ok::<_, lambda_runtime::Error>(answer.clone())
-    }))
-    .await
+    });
+    shared::entry::runtime()?.block_on(async move {
+        let http = shared::outbound::http_client(Duration::from_secs(10));
+        lambda_runtime::run_concurrent(service_fn(move |_: LambdaEvent<Value>| {
+            let (calls, answer, http) = (calls.clone(), answer.clone(), http.clone());
+            async move {
+                for call in calls.iter() {
+                    let request = http
+                        .request(call.method.clone(), call.url.clone())
+                        .headers(call.headers.clone())
+                        .body(call.body.clone());
+                    request.send().await?.bytes().await?;
+                }
+                Ok::<_, lambda_runtime::Error>((*answer).clone())
+            }
+        }))
+        .await
+    })
 }
